@@ -1,0 +1,145 @@
+"""The ``kittydoit`` command: every doit command without a dodo.py, plus kittydoit's own commands.
+
+``kittydoit -n 4 run``, ``kittydoit list``, ``kittydoit forget WP03`` behave as doit's commands do with the dodo.py
+that ``kittydoit init`` writes; ``--feature NNN-slug`` chooses the feature. Options may come before the command
+name (``kittydoit -n 4 run``), which plain doit does not allow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import Command, NamespaceTaskLoader
+from doit.doit_cmd import DoitMain
+
+from kittydoit import __version__, scaffold
+from kittydoit.dodo import doit_namespace
+from kittydoit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, UserError
+
+OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
+
+  kittydoit init                 write dodo.py and .kittify/agents.yaml into this repository
+  kittydoit -n 4 run             implement and review every work package, four at a time
+  kittydoit list                 the work packages, with their titles
+  kittydoit forget WP03          make WP03 (and then what depends on it) run again
+  kittydoit example [DIR]        create a repository with the example feature and a local example agent
+
+Global option: --feature NNN-slug  (when kitty-specs/ holds several features)
+`kittydoit help COMMAND` or `kittydoit COMMAND --help` explains a command.
+"""
+
+opt_feature = {
+    "section": "kittydoit",
+    "name": "feature",
+    "short": "",
+    "long": "feature",
+    "type": str,
+    "default": None,
+    "help": "feature to run: NNN-slug, NNN, or its folder [default: the only one in kitty-specs/]",
+}
+
+
+class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
+    """Load the tasks of a feature straight from the package: no dodo.py needed."""
+
+    cmd_options = (opt_feature,)
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        namespace = doit_namespace(None, feature=opt_values.get("feature"))
+        os.chdir(namespace["DOIT_CONFIG"]["reporter"].ctx.paths.root)
+        self.namespace = namespace
+
+
+class Init(Command):  # type: ignore[misc]
+    name = "init"
+    doc_purpose = "write dodo.py and a default .kittify/agents.yaml into this spec-kitty repository"
+    doc_usage = "[--force]"
+    doc_description = (
+        "Run it at the top of a spec-kitty repository (the folder holding kitty-specs/). It writes dodo.py, so "
+        "plain `doit` works too, and .kittify/agents.yaml for the agent CLIs found on PATH; files that exist are "
+        "kept unless --force is given.\n\nExample:\n  cd my-repo && kittydoit init && doit -n 4"
+    )
+    cmd_options = (
+        {
+            "name": "force",
+            "short": "",
+            "long": "force",
+            "type": bool,
+            "default": False,
+            "help": "overwrite dodo.py and .kittify/agents.yaml when they exist",
+        },
+    )
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        for line in scaffold.init(Path.cwd(), force=params["force"]):
+            print(line)
+        return EXIT_OK
+
+
+class Example(Command):  # type: ignore[misc]
+    name = "example"
+    doc_purpose = "create a git repository holding the example feature, set up to run with a local example agent"
+    doc_usage = "[DIR]"
+    doc_description = (
+        "DIR must not exist or be empty; without it a new temporary folder is used. The path is printed on "
+        "stdout, so this runs the whole example:\n\n  cd \"$(kittydoit example)\" && kittydoit -n 2 run\n\n"
+        "The example feature has four work packages in a diamond (WP01; WP02 and WP03 after it; WP04 after both). "
+        "Its agents (example-coder, example-reviewer) are a small local program, kittydoit.example_agent, that "
+        "writes the files each work package specifies and reviews them by running the checks it names."
+    )
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        if len(args) > 1:
+            raise UserError(None, "example takes at most one argument, the folder to create")
+        target = scaffold.example(Path(args[0]) if args else None)
+        print(target)
+        return EXIT_OK
+
+
+class KittyDoitMain(DoitMain):  # type: ignore[misc]
+    BIN_NAME = "kittydoit"
+    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example)
+
+    def run(self, all_args: Sequence[str]) -> int:
+        args = list(all_args)
+        if not args or args[0] in ("--help", "-h"):
+            if args:
+                print(OVERVIEW)
+            return _code(super().run(args))
+        commands = self.get_cmds()
+        args = _command_first(args, set(commands))
+        if args[0] in commands and any(a in ("--help", "-h") for a in args[1:]):
+            return _code(super().run(["help", args[0]]))
+        return _code(super().run(args))
+
+
+def _code(result: object) -> int:
+    """Return doit's result as an exit code (some doit commands return None for success)."""
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _command_first(args: list[str], commands: set[str]) -> list[str]:
+    """Move the command name to the front, so options may come before it (``-n 4 run``)."""
+    for index, arg in enumerate(args):
+        if arg in commands:
+            return [arg, *args[:index], *args[index + 1 :]] if index else args
+        if arg == "--":
+            break
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the kittydoit command line; return its exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return KittyDoitMain(KittyLoader(), config_filenames=()).run(args)
+    except UserError as error:  # raised by kittydoit's own commands, outside doit's error handling
+        sys.stderr.write(f"ERROR: {error}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("kittydoit: interrupted; finished work is kept, `kittydoit run` resumes\n")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,310 @@
+"""Find a spec-kitty feature and read and check its work packages.
+
+Everything here runs before any task starts: a feature that fails a check is rejected with one line that
+names the file and the fix, and nothing has been started or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kittydoit.errors import FeatureError
+from kittydoit.wpfile import WPDocument
+
+LANES = ("planned", "doing", "for_review", "done")
+SPECS_DIR = "kitty-specs"
+
+# Frontmatter fields that record progress rather than define the work: changing them never makes a WP stale.
+BOOKKEEPING = frozenset(
+    {
+        "lane",
+        "assignee",
+        "agent",
+        "shell_pid",
+        "review_status",
+        "reviewed_by",
+        "review_feedback_file",
+        "reviewer",
+        "reviewer_agent",
+        "reviewer_shell_pid",
+        "history",
+        "activity_log",
+    }
+)
+
+_WP_ID = re.compile(r"WP\d+")
+_FILE_ID = re.compile(r"(WP\d+)(?![0-9])")
+_TITLE_HEADING = re.compile(r"^#\s+Work Package Prompt:\s*WP\d+\s*[–—:-]\s*(.+?)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class WorkPackage:
+    """One work package as read at load time (lanes move later; re-read the file for the current lane)."""
+
+    id: str
+    path: Path
+    title: str
+    lane: str
+    dependencies: tuple[str, ...]
+    spec: str
+    digest: str
+    fields: Mapping[str, object] = field(repr=False)
+
+    @property
+    def number(self) -> int:
+        return int(self.id[2:])
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature folder ``kitty-specs/NNN-slug`` and its work packages, in id order."""
+
+    root: Path
+    slug: str
+    path: Path
+    layout: str  # "flat" (tasks/WPxx-*.md) or "lanes" (tasks/<lane>/WPxx-*.md, spec-kitty before 0.9)
+    target_branch: str | None
+    friendly_name: str
+    wps: Mapping[str, WorkPackage]
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.path / "tasks"
+
+    def dependants(self, wp_id: str) -> list[str]:
+        """Return the WPs that list *wp_id* as a dependency."""
+        return [w.id for w in self.wps.values() if wp_id in w.dependencies]
+
+    def chain_lengths(self) -> dict[str, int]:
+        """Return, per WP, the number of WPs on the longest dependency chain that starts at it."""
+        lengths: dict[str, int] = {}
+        for wp_id in reversed(topological_order(self.wps)):
+            lengths[wp_id] = 1 + max((lengths[d] for d in self.dependants(wp_id)), default=0)
+        return lengths
+
+    def schedule_order(self) -> list[str]:
+        """Return the WPs longest-remaining-chain first (ties by id), the order doit should start them in."""
+        lengths = self.chain_lengths()
+        return sorted(self.wps, key=lambda w: (-lengths[w], self.wps[w].number))
+
+    def relpath(self, path: Path) -> str:
+        """Return *path* relative to the repository root, for messages."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def find_root(start: Path) -> Path:
+    """Return the nearest folder at or above *start* that holds ``kitty-specs/``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / SPECS_DIR).is_dir():
+            return folder
+    raise FeatureError(
+        start, f"no {SPECS_DIR}/ folder here or above; run kittydoit inside a spec-kitty repository"
+    )
+
+
+def feature_dirs(root: Path) -> list[Path]:
+    """Return the feature folders under ``kitty-specs/``, sorted by name."""
+    return sorted(p for p in (root / SPECS_DIR).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def select_feature(root: Path, name: str | None) -> Path:
+    """Return the feature folder named *name* (``NNN-slug``, ``NNN`` or a path), or the only one there is."""
+    features = feature_dirs(root)
+    listing = ", ".join(p.name for p in features) or "none"
+    specs = root / SPECS_DIR
+    if name:
+        as_path = Path(name)
+        candidates = [as_path if as_path.is_absolute() else Path.cwd() / as_path]
+        candidates.append(specs / as_path.name)
+        for candidate in candidates:
+            if (candidate / "tasks").is_dir() or (candidate.is_dir() and candidate.parent == specs):
+                return candidate.resolve()
+        matches = [p for p in features if p.name.split("-", 1)[0] == name]
+        if len(matches) == 1:
+            return matches[0]
+        raise FeatureError(specs, f"no feature '{name}'; choose one of: {listing}")
+    if len(features) == 1:
+        return features[0]
+    if not features:
+        raise FeatureError(specs, "holds no feature folders (expected kitty-specs/NNN-slug/tasks/)")
+    raise FeatureError(
+        specs, f"holds several features; choose one with --feature (or feature=...): {listing}"
+    )
+
+
+def load_feature(root: Path, folder: Path) -> Feature:
+    """Read and check every work package of the feature in *folder*."""
+    tasks = folder / "tasks"
+    if not tasks.is_dir():
+        raise FeatureError(folder, "has no tasks/ folder with work package files")
+    meta = _read_meta(folder)
+    lane_dirs = [d for d in sorted(tasks.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    layout = "lanes" if lane_dirs else "flat"
+    files: list[tuple[Path, str | None]] = [(p, None) for p in _wp_files(tasks)]
+    for lane_dir in lane_dirs:
+        if lane_dir.name not in LANES:
+            raise FeatureError(lane_dir, f"is not a lane folder; lanes are {', '.join(LANES)}")
+        files += [(p, lane_dir.name) for p in _wp_files(lane_dir)]
+    if not files:
+        raise FeatureError(tasks, "holds no work packages (WPxx-title.md files)")
+    wps: dict[str, WorkPackage] = {}
+    for path, folder_lane in files:
+        wp = _read_wp(path, folder_lane)
+        if wp.id in wps:
+            raise FeatureError(path, f"{wp.id} is also defined in {wps[wp.id].path.name}; ids must be unique")
+        wps[wp.id] = wp
+    ordered = dict(sorted(wps.items(), key=lambda item: item[1].number))
+    _check_dependencies(ordered)
+    return Feature(
+        root=root,
+        slug=folder.name,
+        path=folder,
+        layout=layout,
+        target_branch=meta.get("target_branch") or None,
+        friendly_name=str(meta.get("friendly_name") or folder.name),
+        wps=ordered,
+    )
+
+
+def topological_order(wps: Mapping[str, WorkPackage]) -> list[str]:
+    """Return the WP ids with every dependency before its dependants (ids checked acyclic)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(wp_id: str) -> None:
+        if wp_id in seen:
+            return
+        seen.add(wp_id)
+        for dep in wps[wp_id].dependencies:
+            visit(dep)
+        order.append(wp_id)
+
+    for wp_id in wps:
+        visit(wp_id)
+    return order
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """Return one dependency cycle as a closed path (``[WP01, WP02, WP01]``), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    for start in graph:
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, list[str]]] = [(start, list(graph[start]))]
+        state[start] = 1
+        path.append(start)
+        while stack:
+            node, pending = stack[-1]
+            if not pending:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            nxt = pending.pop(0)
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if not state.get(nxt) and nxt in graph:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, list(graph[nxt])))
+    return None
+
+
+def _wp_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".md" and p.name.startswith("WP"))
+
+
+def _read_meta(folder: Path) -> dict[str, object]:
+    path = folder / "meta.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FeatureError(path, f"is not valid JSON ({error}); fix or remove it") from None
+    if not isinstance(data, dict):
+        raise FeatureError(path, "must hold a JSON object")
+    return data
+
+
+def _read_wp(path: Path, folder_lane: str | None) -> WorkPackage:
+    match = _FILE_ID.match(path.name)
+    if not match:
+        raise FeatureError(path, "file name must start with a WP id, WP + digits (e.g. WP01-title.md)")
+    file_id = match.group(1)
+    doc = WPDocument.read(path)
+    declared = doc.get("work_package_id")
+    if declared is not None:
+        if not isinstance(declared, str) or not _WP_ID.fullmatch(declared):
+            raise FeatureError(path, f"work_package_id {declared!r} is not WP + digits (e.g. WP01)")
+        if declared != file_id:
+            raise FeatureError(
+                path, f"work_package_id '{declared}' differs from the file name's '{file_id}'; make them agree"
+            )
+    lane = folder_lane or doc.get("lane") or "planned"
+    if lane not in LANES:
+        raise FeatureError(path, f"lane {lane!r} is not one of {', '.join(LANES)}")
+    dependencies = _dependencies(path, doc.get("dependencies"), file_id)
+    spec = doc.spec()
+    work_fields = {k: v for k, v in doc.get_all().items() if k not in BOOKKEEPING}
+    digest = hashlib.sha256(
+        json.dumps([work_fields, spec], sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()
+    return WorkPackage(
+        id=file_id,
+        path=path,
+        title=_title(doc, file_id),
+        lane=lane,
+        dependencies=dependencies,
+        spec=spec,
+        digest=digest,
+        fields=work_fields,
+    )
+
+
+def _dependencies(path: Path, value: object, own_id: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise FeatureError(path, "dependencies must be a list of WP ids, e.g. [WP01, WP02]")
+    result: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _WP_ID.fullmatch(item):
+            raise FeatureError(path, f"dependency {item!r} is not a WP id (WP + digits)")
+        if item == own_id:
+            raise FeatureError(path, f"{own_id} depends on itself; remove it from dependencies")
+        if item not in result:
+            result.append(item)
+    return tuple(result)
+
+
+def _title(doc: WPDocument, wp_id: str) -> str:
+    for key in ("title", "work_package_title"):
+        value = doc.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    match = _TITLE_HEADING.search(doc.body())
+    return match.group(1) if match else wp_id
+
+
+def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
+    known = ", ".join(wps)
+    for wp in wps.values():
+        for dep in wp.dependencies:
+            if dep not in wps:
+                raise FeatureError(wp.path, f"dependency '{dep}' does not exist (work packages: {known})")
+    cycle = find_cycle({w.id: w.dependencies for w in wps.values()})
+    if cycle:
+        raise FeatureError(
+            wps[cycle[0]].path, f"dependency cycle {' -> '.join(cycle)}; remove one of these dependencies"
+        )

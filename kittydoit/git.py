@@ -1,0 +1,208 @@
+"""The git work behind each WP: its worktree and branch, dependency merges, commits and the change to review.
+
+Every command is an argv list run with stdin closed and prompts disabled. Operations that change the shared
+repository (worktree and branch creation, commits in the main checkout) hold one repository-wide file lock, so
+parallel doit workers never race on git; work inside a WP's own worktree needs no lock.
+
+kittydoit's own commits skip hooks and signing (``--no-verify``, ``commit.gpgsign=false``): they record what
+an agent left behind, and a hook or a passphrase prompt must not stall an unattended run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "kittydoit",
+    "GIT_AUTHOR_EMAIL": "kittydoit@localhost",
+    "GIT_COMMITTER_NAME": "kittydoit",
+    "GIT_COMMITTER_EMAIL": "kittydoit@localhost",
+}
+_CONFIG = ("-c", "gc.auto=0", "-c", "commit.gpgsign=false", "-c", "core.quotepath=false")
+
+
+class GitError(Exception):
+    """A git operation for a WP failed; the message says which and how to recover."""
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The change a WP made: a stat summary and the patch, cut to a size a prompt can hold."""
+
+    base: str
+    head: str
+    stat: str
+    patch: str
+    truncated: bool
+
+
+class Git:
+    """Run git for one repository root."""
+
+    def __init__(self, root: Path, lock_path: Path) -> None:
+        self.root = root
+        self.lock_path = lock_path
+        self._env: dict[str, str] | None = None
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+
+    def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``git args`` in *cwd* (the root by default); raise GitError on failure when *check*."""
+        result = subprocess.run(
+            ["git", *_CONFIG, *args],
+            cwd=cwd or self.root,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else result.returncode}")
+        return result
+
+    def env(self) -> dict[str, str]:
+        """Return the environment for git: no prompts, and an identity when the user has none configured."""
+        if self._env is None:
+            env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+            probe = subprocess.run(
+                ["git", "var", "GIT_COMMITTER_IDENT"],
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+            )
+            if probe.returncode != 0:
+                env.update({k: env.get(k) or v for k, v in _IDENTITY.items()})
+            self._env = env
+        return self._env
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the repository-wide lock for operations that change shared git state."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- queries ----------------------------------------------------------------------------------------
+
+    def is_repository(self) -> bool:
+        return self.run("rev-parse", "--git-dir", check=False).returncode == 0
+
+    def current_branch(self) -> str | None:
+        result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return result.stdout.strip() or None
+
+    def branch_exists(self, branch: str) -> bool:
+        return self.run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+
+    def rev(self, ref: str, cwd: Path | None = None) -> str:
+        return self.run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=cwd).stdout.strip()
+
+    def is_ancestor(self, ancestor: str, ref: str, cwd: Path | None = None) -> bool:
+        return self.run("merge-base", "--is-ancestor", ancestor, ref, cwd=cwd, check=False).returncode == 0
+
+    def same_tree(self, a: str, b: str, cwd: Path | None = None) -> bool:
+        trees = self.run("rev-parse", f"{a}^{{tree}}", f"{b}^{{tree}}", cwd=cwd).stdout.split()
+        return trees[0] == trees[1]
+
+    # ---- a WP's worktree --------------------------------------------------------------------------------
+
+    def prepare_worktree(self, path: Path, branch: str, start: str) -> None:
+        """Make sure *path* is a worktree on *branch*, creating the branch from *start* when it is new."""
+        with self.lock():
+            if (path / ".git").exists():
+                current = self.run("rev-parse", "--abbrev-ref", "HEAD", cwd=path, check=False).stdout.strip()
+                if current != branch:
+                    raise GitError(
+                        f"worktree {path} is on branch '{current}', not '{branch}'; "
+                        f"switch it back (git -C {path} switch {branch}) or remove it"
+                    )
+                return
+            if path.exists() and any(path.iterdir()):
+                raise GitError(f"{path} exists but is not a git worktree; move it away and run again")
+            self.run("worktree", "prune")
+            if self.branch_exists(branch):
+                self.run("worktree", "add", str(path), branch)
+            else:
+                self.run("worktree", "add", "-b", branch, str(path), start)
+
+    def merge(self, worktree: Path, branch: str, into: str) -> bool:
+        """Merge *branch* into the worktree's branch *into*; False when it was already merged."""
+        if self.is_ancestor(branch, "HEAD", cwd=worktree):
+            return False
+        result = self.run(
+            "merge", "--no-edit", "-m", f"kittydoit: merge {branch} into {into}", branch,
+            cwd=worktree, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            conflicted = self.run("diff", "--name-only", "--diff-filter=U", cwd=worktree, check=False)
+            self.run("merge", "--abort", cwd=worktree, check=False)
+            files = ", ".join(conflicted.stdout.split()) or (result.stderr or result.stdout).strip()
+            raise GitError(
+                f"merging branch {branch} into {into} conflicts ({files}); merge it by hand in {worktree}, "
+                "commit, then run again"
+            )
+        return True
+
+    def base(self, worktree: Path, target: str, dependencies: Sequence[str]) -> str:
+        """Return a commit holding the target branch (as the WP branch forked from it) plus every dependency.
+
+        The WP's own change is the difference between this commit and its HEAD. It is computed without
+        touching any worktree (``git merge-tree``), so it stays right after dependencies are re-merged.
+        """
+        base = self.run("merge-base", target, "HEAD", cwd=worktree).stdout.strip()
+        for branch in dependencies:
+            tip = self.rev(branch, cwd=worktree)
+            if self.is_ancestor(tip, base, cwd=worktree):
+                continue
+            if self.is_ancestor(base, tip, cwd=worktree):
+                base = tip
+                continue
+            merged = self.run("merge-tree", "--write-tree", base, tip, cwd=worktree, check=False)
+            if merged.returncode != 0:
+                raise GitError(f"dependency branches conflict when merged together ({branch})")
+            tree = merged.stdout.split()[0]
+            base = self.run(
+                "commit-tree", tree, "-p", base, "-p", tip, "-m", "kittydoit: review base", cwd=worktree
+            ).stdout.strip()
+        return base
+
+    def commit_all(self, worktree: Path, message: str) -> bool:
+        """Commit everything uncommitted in *worktree*; False when there was nothing to commit."""
+        self.run("add", "-A", cwd=worktree)
+        if self.run("diff", "--cached", "--quiet", cwd=worktree, check=False).returncode == 0:
+            return False
+        self.run("commit", "--no-verify", "-q", "-m", message, cwd=worktree)
+        return True
+
+    def diff(self, worktree: Path, base: str, limit: int = 200_000) -> Diff:
+        """Return the change from *base* to the worktree's HEAD, the patch cut at *limit* characters."""
+        head = self.rev("HEAD", cwd=worktree)
+        stat = self.run("diff", "--stat", base, head, cwd=worktree).stdout
+        patch = self.run("diff", base, head, cwd=worktree).stdout
+        truncated = len(patch) > limit
+        return Diff(base=base, head=head, stat=stat, patch=patch[:limit], truncated=truncated)
+
+    # ---- the main checkout ------------------------------------------------------------------------------
+
+    def commit_paths(self, paths: Sequence[Path], message: str) -> None:
+        """Commit exactly *paths* in the main checkout (other staged changes stay as they are)."""
+        names = [os.path.relpath(p, self.root) for p in paths]
+        with self.lock():
+            self.run("add", "-A", "--", *names)
+            if self.run("diff", "--cached", "--quiet", "--", *names, check=False).returncode == 0:
+                return
+            self.run("commit", "--no-verify", "-q", "-m", message, "--", *names)

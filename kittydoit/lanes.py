@@ -1,0 +1,136 @@
+"""Move work packages between lanes and record reviews, the way spec-kitty's own tool does.
+
+Each move sets ``lane`` (and the agent fields) in the frontmatter and appends an Activity Log line
+``- <time> – <agent> – shell_pid=<pid> – lane=<lane> – <note>``; approval also sets ``review_status:
+"approved"`` and ``reviewed_by``; a rejected review sets ``lane: planned``, ``review_status:
+"has_feedback"``, ``reviewed_by`` and ``review_feedback_file`` and writes the ``## Review Feedback`` section.
+Nothing else in the file changes (see :mod:`kittydoit.wpfile`).
+
+Files are replaced atomically (a temporary file, then rename). In the older lane-folder layout
+(``tasks/<lane>/WPxx-*.md``) the file is first renamed into its new lane's folder, so a crash leaves it in
+exactly one place. With ``commit_lane_changes: true`` each move is also committed in the main checkout (only the
+WP file, under the repository lock); by default kittydoit leaves committing the WP files to the user, since it
+runs unattended and must not create commits in the checkout people work in.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+
+from kittydoit.errors import FeatureError
+from kittydoit.feature import LANES, Feature
+from kittydoit.git import Git
+from kittydoit.wpfile import WPDocument
+
+
+class LaneError(Exception):
+    """A WP file could not be updated; the message names the file."""
+
+
+class Lanes:
+    """Lane moves for the work packages of one feature."""
+
+    def __init__(
+        self, feature: Feature, clock: Callable[[], datetime], git: Git | None = None, commit: bool = False
+    ) -> None:
+        self.feature = feature
+        self.clock = clock
+        self.git = git
+        self.commit = commit
+
+    def path(self, wp_id: str) -> Path:
+        """Return where the WP file is now (in the lane-folder layout it moves with its lane)."""
+        if self.feature.layout == "flat":
+            return self.feature.wps[wp_id].path
+        name = self.feature.wps[wp_id].path.name
+        for lane in LANES:
+            candidate = self.feature.tasks_dir / lane / name
+            if candidate.exists():
+                return candidate
+        raise LaneError(f"{self.feature.relpath(self.feature.wps[wp_id].path)}: work package file disappeared")
+
+    def read(self, wp_id: str) -> WPDocument:
+        """Return the WP file as it is now."""
+        try:
+            return WPDocument.read(self.path(wp_id))
+        except (FeatureError, OSError) as error:  # the file changed under the run
+            raise LaneError(str(error)) from None
+
+    def lane(self, wp_id: str) -> str:
+        """Return the WP's current lane (its folder's, in the lane-folder layout)."""
+        path = self.path(wp_id)
+        if self.feature.layout == "lanes":
+            return path.parent.name
+        return str(self.read(wp_id).get("lane") or "planned")
+
+    def move(
+        self, wp_id: str, lane: str, *, agent: str, note: str, fields: Mapping[str, str] | None = None
+    ) -> None:
+        """Move *wp_id* to *lane*, setting *fields* too, with an Activity Log line."""
+        self._update(wp_id, lane, agent, note, {"lane": lane, **(fields or {})}, feedback=None)
+
+    def approve(self, wp_id: str, *, reviewer: str, note: str) -> None:
+        """Record an approving review: lane ``done``."""
+        fields = {"lane": "done", "review_status": "approved", "reviewed_by": reviewer}
+        self._update(wp_id, "done", reviewer, note, fields, feedback=None)
+
+    def request_changes(self, wp_id: str, *, reviewer: str, feedback: str, feedback_file: Path) -> None:
+        """Record a review that asks for changes: lane ``planned`` with the feedback in the file."""
+        fields = {
+            "lane": "planned",
+            "review_status": "has_feedback",
+            "reviewed_by": reviewer,
+            "review_feedback_file": os.path.relpath(feedback_file, self.feature.root),
+        }
+        self._update(wp_id, "planned", reviewer, "Changes requested in review", fields, feedback=feedback)
+
+    def _update(
+        self,
+        wp_id: str,
+        lane: str,
+        agent: str,
+        note: str,
+        fields: Mapping[str, str],
+        feedback: str | None,
+    ) -> None:
+        old = self.path(wp_id)
+        path = old
+        if self.feature.layout == "lanes" and old.parent.name != lane:
+            path = self.feature.tasks_dir / lane / old.name
+            path.parent.mkdir(exist_ok=True)
+            os.replace(old, path)
+        try:
+            doc = WPDocument.read(path)
+            for key, value in fields.items():
+                doc.set(key, value)
+            now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            if feedback is not None:
+                doc.replace_section(
+                    "Review Feedback",
+                    f"**Reviewed by**: {agent}\n**Status**: ❌ Changes Requested\n**Date**: {now}\n\n{feedback}",
+                )
+            one_line = " ".join(note.split())
+            doc.append_activity(f"{now} – {agent} – shell_pid={os.getpid()} – lane={lane} – {one_line}")
+            write_atomic(path, doc.text())
+        except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
+            raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
+        if self.commit and self.git is not None:
+            self.git.commit_paths(sorted({old, path}), f"{wp_id}: lane {lane} ({note})")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace *path* with *text* through a temporary file in the same folder, keeping its mode."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

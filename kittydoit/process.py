@@ -1,0 +1,272 @@
+"""Run one agent process: its own process group, output streamed to a log file, a staged stop.
+
+Agents are node or python wrappers with children of their own, so a process is always started in a new
+session (its own process group) and stopped as a group: SIGTERM, a grace period, then SIGKILL. Its stdout
+and stderr are read as they come and appended to the log file (``tail -f`` works) while being kept, up to a
+cap, for parsing. The prompt arrives as a file opened on stdin: fully written, then EOF, never a pipe an
+agent could block on.
+
+While an agent runs, its process group id is recorded in a pid file; a later run (or ``kittydoit abort``)
+uses :func:`stop_recorded` to stop a group whose orchestrator was killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CAPTURE_LIMIT = 16 * 1024 * 1024  # keep the last 16 MiB of each stream for parsing
+_READ_SIZE = 65536
+_FINISH_WINDOW = 256 * 1024  # a final result is looked for in the last part of stdout only
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What one run of an agent process produced."""
+
+    argv: tuple[str, ...]
+    returncode: int | None  # None when kittydoit stopped the process before it exited
+    duration: float
+    log_path: Path
+    stdout: str = field(repr=False)
+    stderr: str = field(repr=False)
+    timed_out: bool = False
+    idle_timed_out: bool = False
+    finished_then_hung: bool = False  # output was complete but the process did not exit: stopped, result kept
+
+    def __bool__(self) -> bool:
+        if self.finished_then_hung:
+            return True
+        return self.returncode == 0 and not self.timed_out and not self.idle_timed_out
+
+    def tail(self, lines: int = 12) -> str:
+        """Return the last *lines* lines of output (stderr first, then stdout), for messages."""
+        text = "\n".join(part.rstrip() for part in (self.stderr, self.stdout) if part.strip())
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class ProcessRunner:
+    """Start processes in their own group, stream their output to a log, stop them as a group."""
+
+    def __init__(self, *, grace_seconds: float = 5.0, drain_seconds: float = 2.0, finish_wait: float = 10.0):
+        self.grace_seconds = grace_seconds
+        self.drain_seconds = drain_seconds
+        self.finish_wait = finish_wait
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        stdin_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        pid_file: Path | None = None,
+        is_finished: Callable[[str], bool] | None = None,
+    ) -> ProcessResult:
+        """Run *argv* in *cwd* until it exits, times out, or finished output is followed by a hang.
+
+        ``is_finished(stdout)`` tells when the output holds a complete final result; a process still
+        alive ``finish_wait`` seconds after that is stopped and its result kept.
+        """
+        started = time.monotonic()
+        deadline = started + timeout if timeout else None
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(log_path.open("ab"))
+            stdin = stack.enter_context(stdin_path.open("rb")) if stdin_path else subprocess.DEVNULL
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            if pid_file:
+                _record(pid_file, proc.pid)
+                stack.callback(_unlink, pid_file)
+            stack.callback(self._stop_group, proc)
+            out, err = bytearray(), bytearray()
+            timed_out = idle = hung = False
+            try:
+                timed_out, idle, hung = self._pump(
+                    proc, log, out, err, deadline, idle_timeout, is_finished
+                )
+            finally:
+                for stream in (proc.stdout, proc.stderr):
+                    if stream:
+                        stream.close()
+        return ProcessResult(
+            argv=tuple(argv),
+            returncode=None if (timed_out or idle or hung) else proc.returncode,
+            duration=time.monotonic() - started,
+            log_path=log_path,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            timed_out=timed_out,
+            idle_timed_out=idle,
+            finished_then_hung=hung,
+        )
+
+    def _pump(
+        self,
+        proc: subprocess.Popen[bytes],
+        log: object,
+        out: bytearray,
+        err: bytearray,
+        deadline: float | None,
+        idle_timeout: float | None,
+        is_finished: Callable[[str], bool] | None,
+    ) -> tuple[bool, bool, bool]:
+        """Copy output to the log until both pipes close; return (timed_out, idle_timed_out, hung)."""
+        assert proc.stdout is not None and proc.stderr is not None
+        write = log.write  # type: ignore[attr-defined]
+        flush = log.flush  # type: ignore[attr-defined]
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        last_output = time.monotonic()
+        exited_at: float | None = None
+        finished_at: float | None = None
+        try:
+            while selector.get_map():
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    return True, False, False
+                if idle_timeout is not None and now - last_output >= idle_timeout:
+                    return False, True, False
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at >= self.drain_seconds:
+                    break  # a left-behind child holds the pipes open; _stop_group ends it
+                if finished_at is not None and exited_at is None and now - finished_at >= self.finish_wait:
+                    return False, False, True
+                waits = [1.0]
+                if deadline is not None:
+                    waits.append(deadline - now)
+                if exited_at is not None:
+                    waits.append(exited_at + self.drain_seconds - now)
+                for key, _ in selector.select(max(0.0, min(waits))):
+                    chunk = os.read(key.fd, _READ_SIZE)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    last_output = time.monotonic()
+                    write(chunk)
+                    flush()
+                    buffer: bytearray = key.data
+                    buffer += chunk
+                    if len(buffer) > _CAPTURE_LIMIT:
+                        del buffer[: len(buffer) - _CAPTURE_LIMIT]
+                    if is_finished and finished_at is None and buffer is out:
+                        if is_finished(out[-_FINISH_WINDOW:].decode("utf-8", "replace")):
+                            finished_at = time.monotonic()
+        finally:
+            selector.close()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            return True, False, False
+        return False, False, False
+
+    def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """Stop the whole process group of *proc*, whatever state it is in; signals wait until done."""
+        with _signals_deferred():
+            stop_group(proc.pid, self.grace_seconds, reap=proc)
+
+
+def stop_group(pgid: int, grace_seconds: float, reap: subprocess.Popen[bytes] | None = None) -> bool:
+    """Send SIGTERM to process group *pgid*, then SIGKILL after *grace_seconds*; True if any was running."""
+    if not _group_alive(pgid, reap):
+        return False
+    _signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace_seconds
+    while time.monotonic() < end:
+        if not _group_alive(pgid, reap):
+            return True
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+    end = time.monotonic() + 5.0
+    while _group_alive(pgid, reap) and time.monotonic() < end:
+        time.sleep(0.02)
+    return True
+
+
+def stop_recorded(pid_dir: Path, grace_seconds: float = 5.0) -> list[int]:
+    """Stop the process groups recorded in *pid_dir* by runs that did not end them; return their ids."""
+    stopped = []
+    for pid_file in sorted(pid_dir.glob("*.pid")) if pid_dir.is_dir() else []:
+        try:
+            record = json.loads(pid_file.read_text())
+            pgid, started = int(record["pgid"]), record.get("started")
+        except (OSError, ValueError, KeyError, TypeError):
+            _unlink(pid_file)
+            continue
+        leader_start = process_start_time(pgid)
+        # The leader still running under the same start time, or gone while its group lives on, is ours;
+        # Linux does not hand out a pid that is still in use as a process group id.
+        if leader_start in (None, started) and stop_group(pgid, grace_seconds):
+            stopped.append(pgid)
+        _unlink(pid_file)
+    return stopped
+
+
+def process_start_time(pid: int) -> str | None:
+    """Return the kernel's start time of *pid* (a token to tell pid reuse apart), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _record(pid_file: Path, pid: int) -> None:
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pid_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pgid": pid, "started": process_start_time(pid)}))
+    os.replace(tmp, pid_file)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # already removed
+        path.unlink()
+
+
+def _group_alive(pgid: int, reap: subprocess.Popen[bytes] | None) -> bool:
+    if reap is not None:
+        reap.poll()  # a zombie leader still counts as a group member until reaped
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group ended meanwhile
+        os.killpg(pgid, sig)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a stop is in progress, so a second Ctrl-C cannot cut it short."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -1,0 +1,151 @@
+"""What a person (or CI) sees of a run: one line per event, and a summary at the end.
+
+This is a doit reporter. doit calls it in the main process, also with ``-n N`` (workers report through doit's
+result queue), so it sees every task start, finish and failure in order. It also opens and closes the run's
+:class:`~kittydoit.session.Session`, because ``initialize`` and ``complete_run`` are doit's hooks around a run.
+Nothing else in kittydoit prints.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
+
+from kittydoit.context import Context
+from kittydoit.session import Session
+
+
+@dataclass
+class Tally:
+    """Per-WP outcome of a run, counted once per WP."""
+
+    total: int = 0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already done before this run
+    failed: dict[str, str] = field(default_factory=dict)  # WP -> reason
+    blocked: dict[str, str] = field(default_factory=dict)  # WP -> what it waits for
+
+
+class Reporter:
+    """Plain-line doit reporter for kittydoit runs."""
+
+    desc = "kittydoit: one line per event, summary at the end"
+
+    def __init__(self, ctx: Context, outstream: IO[str] | None = None) -> None:
+        self.ctx = ctx
+        self.out = outstream or sys.stdout
+        self.session = Session(ctx)
+        self.tally = Tally()
+        self.started = time.monotonic()
+        self._phase_done: dict[str, set[str]] = {}
+        self._errors: list[str] = []
+
+    # ---- doit's reporter protocol ---------------------------------------------------------------------------
+
+    def initialize(self, tasks: Mapping[str, Any], selected_tasks: list[str]) -> None:
+        self.session.start()
+        self.started = time.monotonic()
+        wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
+        self.tally.total = len(wps)
+        self._line(f"{self.ctx.feature.slug}: {len(wps)} work packages")
+
+    def get_status(self, task: Any) -> None:
+        pass
+
+    def execute_task(self, task: Any) -> None:
+        wp, phase = _split(task.name)
+        if wp and task.actions:
+            self._line(f"{wp} {phase} started")
+
+    def add_success(self, task: Any) -> None:
+        wp, phase = _split(task.name)
+        if not wp or not task.actions:
+            return
+        self._line(f"{wp} {phase} done")
+        self._phase_done.setdefault(wp, set()).add(phase)
+        if phase == "review":
+            self.tally.done.append(wp)
+
+    def add_failure(self, task: Any, fail: BaseFail) -> None:
+        wp, phase = _split(task.name)
+        if not wp:
+            return
+        if isinstance(fail, UnmetDependency):
+            if wp not in self.tally.failed and wp not in self.tally.blocked:
+                self.tally.blocked[wp] = fail.message
+                self._line(f"{wp} blocked: waits for {_waits_for(fail.message)}")
+            return
+        reason = fail.message if isinstance(fail, TaskFailed) else fail.get_msg()
+        if wp not in self.tally.failed:
+            self.tally.failed[wp] = reason
+        self._line(f"{wp} {phase} FAILED: {reason}")
+
+    def skip_uptodate(self, task: Any) -> None:
+        wp, phase = _split(task.name)
+        if wp and phase == "review":
+            self.tally.skipped.append(wp)
+
+    def skip_ignore(self, task: Any) -> None:
+        wp, phase = _split(task.name)
+        if wp and phase == "review":
+            self._line(f"{wp} ignored (doit ignore)")
+
+    def teardown_task(self, task: Any) -> None:
+        pass
+
+    def cleanup_error(self, exception: BaseFail) -> None:
+        self._errors.append(exception.get_msg())
+
+    def runtime_error(self, msg: str) -> None:
+        self._errors.append(msg)
+
+    def complete_run(self) -> None:
+        try:
+            for message in self._errors:
+                self._line(f"ERROR: {message}")
+            self._summary()
+        finally:
+            self.session.close()
+
+    # ---- output -------------------------------------------------------------------------------------------
+
+    def _summary(self) -> None:
+        t = self.tally
+        if not t.total:
+            return
+        elapsed = time.monotonic() - self.started
+        parts = [f"{len(t.done) + len(t.skipped)}/{t.total} done"]
+        if t.skipped:
+            parts.append(f"{len(t.skipped)} already done")
+        if t.failed:
+            parts.append(f"{len(t.failed)} failed")
+        if t.blocked:
+            parts.append(f"{len(t.blocked)} blocked")
+        self._line(f"summary: {', '.join(parts)} in {elapsed:.1f} s")
+        for wp, reason in t.failed.items():
+            self._line(f"  failed  {wp}: {reason.splitlines()[0] if reason else ''}")
+        for wp, reason in t.blocked.items():
+            self._line(f"  blocked {wp}: waits for {_waits_for(reason)}")
+
+    def _line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.out.write(f"{stamp} {text}\n")
+        self.out.flush()
+
+
+def _split(name: str) -> tuple[str | None, str | None]:
+    if ":" not in name:
+        return None, None
+    wp, phase = name.split(":", 1)
+    return wp, phase
+
+
+def _waits_for(message: str) -> str:
+    """Turn doit's unmet-dependency message (the failed task names) into the WPs waited for."""
+    names = {part.split(":", 1)[0] for part in message.split() if ":" in part}
+    return ", ".join(sorted(names)) or message

@@ -1,0 +1,83 @@
+"""Turn a feature's work packages into doit task dicts: doit owns the graph, the order and up-to-date state.
+
+Per WP a group ``WPxx`` (shown by ``doit list`` with the WP title) holds two tasks:
+
+- ``WPxx:implement`` -- depends on the review done-marker of every dependency (so it waits for them, and runs
+  again when one of them runs again, as in Make); targets: its log and its done-marker.
+- ``WPxx:review`` -- depends on ``WPxx:implement``'s done-marker; targets: its log and its done-marker.
+
+Both are up to date until the WP's spec (body and work-defining frontmatter), the prompt templates or the agent
+settings for the role change. ``implement`` and ``review`` stand for that phase of every WP. WPs are listed
+longest-remaining-chain first, the order doit starts ready tasks in. A WP whose lane is already ``done`` without
+a kittydoit done-marker (finished before or outside kittydoit) is up to date and never runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from doit.tools import config_changed
+
+from kittydoit import prompts, workflow
+from kittydoit.context import Context
+
+PHASES = ("implement", "review")
+
+
+def externally_done(ctx: Context, wp_id: str) -> bool:
+    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it)."""
+    return ctx.feature.wps[wp_id].lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
+
+
+def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
+    """Yield the doit task dicts of the feature in *ctx*."""
+    order = ctx.feature.schedule_order()
+    rel = ctx.paths.rel
+    implement_fp = {
+        "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
+        "agents": ctx.config.fingerprint("implementation"),
+    }
+    review_fp = {
+        "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
+        "agents": ctx.config.fingerprint("review"),
+    }
+    for wp_id in order:
+        wp = ctx.feature.wps[wp_id]
+        yield {"basename": wp_id, "name": None, "doc": wp.title}
+        if externally_done(ctx, wp_id):
+            for phase in PHASES:
+                yield {
+                    "basename": wp_id,
+                    "name": phase,
+                    "actions": None,
+                    "uptodate": [True],
+                    "doc": f"{phase} {wp_id} (lane done before kittydoit: nothing to do)",
+                }
+            continue
+        deps = [d for d in wp.dependencies if not externally_done(ctx, d)]
+        yield {
+            "basename": wp_id,
+            "name": "implement",
+            "doc": f"implement {wp_id}: {wp.title}",
+            "actions": [(workflow.implement, (ctx, wp_id))],
+            "file_dep": [rel(ctx.paths.marker(d, "review")) for d in deps],
+            "targets": [rel(ctx.paths.log(wp_id, "implement")), rel(ctx.paths.marker(wp_id, "implement"))],
+            "uptodate": [config_changed({"spec": wp.digest, **implement_fp})],
+        }
+        yield {
+            "basename": wp_id,
+            "name": "review",
+            "doc": f"review {wp_id}: {wp.title}",
+            "actions": [(workflow.review, (ctx, wp_id))],
+            "file_dep": [rel(ctx.paths.marker(wp_id, "implement"))],
+            "targets": [rel(ctx.paths.log(wp_id, "review")), rel(ctx.paths.marker(wp_id, "review"))],
+            "uptodate": [config_changed({"spec": wp.digest, **review_fp})],
+        }
+    for phase in PHASES:
+        yield {
+            "basename": phase,
+            "doc": f"{phase} every work package (with what it depends on)",
+            "actions": None,
+            "task_dep": [f"{wp_id}:{phase}" for wp_id in order],
+        }

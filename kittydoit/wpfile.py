@@ -1,0 +1,296 @@
+"""Read and edit one work package file, changing only the lines an edit is about.
+
+A WP file is a YAML frontmatter block between ``---`` lines, then a markdown body. spec-kitty and people
+edit these files by hand, in several quoting and indentation styles, so kittydoit never re-dumps the whole
+frontmatter: ruamel.yaml parses it (values, key positions, comments) and an edit replaces or inserts the
+one line of the key it sets, rendered in the quoting style that key (or the file's ``lane``) already uses.
+Everything else stays byte for byte, including comments, key order, line endings and a missing final newline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+from kittydoit.errors import FeatureError
+
+# spec-kitty's key order; a key kittydoit adds goes after the nearest key that precedes it here.
+CANONICAL_ORDER = (
+    "work_package_id",
+    "subtasks",
+    "title",
+    "phase",
+    "lane",
+    "assignee",
+    "agent",
+    "shell_pid",
+    "review_status",
+    "reviewed_by",
+    "review_feedback_file",
+    "dependencies",
+    "history",
+)
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A markdown section of the body: its heading level and title, and its line range [start, end)."""
+
+    level: int
+    title: str
+    start: int
+    end: int
+
+
+class WPDocument:
+    """A work package file split into frontmatter lines, parsed frontmatter and body lines."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        lines = text.splitlines(keepends=True)
+        self._bom = ""
+        if lines and lines[0].startswith("\ufeff"):
+            self._bom, lines[0] = "\ufeff", lines[0][1:]
+        if not lines or lines[0].rstrip("\r\n") != "---":
+            raise FeatureError(path, "has no YAML frontmatter: the file must start with a '---' line")
+        end = next((i for i in range(1, len(lines)) if lines[i].rstrip("\r\n") == "---"), None)
+        if end is None:
+            raise FeatureError(path, "frontmatter is not closed: add a '---' line after it")
+        self.newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
+        self._open, self._close = lines[0], lines[end]
+        self._fm = lines[1:end]
+        self._body = lines[end + 1 :]
+        self.data = self._parse()
+
+    @classmethod
+    def read(cls, path: Path) -> WPDocument:
+        """Read and parse *path*, reporting unreadable or non-UTF-8 files as a FeatureError."""
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise FeatureError(path, f"cannot be read ({error.strerror})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FeatureError(
+                path, f"is not UTF-8 text (byte {error.start}); save it as UTF-8"
+            ) from None
+        return cls(path, text)
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def text(self) -> str:
+        """Return the whole file as it now reads."""
+        return "".join([self._bom, self._open, *self._fm, self._close, *self._body])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the frontmatter value of *key* as plain Python data."""
+        return plain(self.data[key]) if key in self.data else default
+
+    def get_all(self) -> dict[str, object]:
+        """Return the whole frontmatter as plain Python data."""
+        result: dict[str, object] = plain(self.data)
+        return result
+
+    def body(self) -> str:
+        """Return the markdown body."""
+        return "".join(self._body)
+
+    def spec(self) -> str:
+        """Return the body without the sections kittydoit and spec-kitty write (activity, review feedback)."""
+        drop = {"activity log", "review feedback"}
+        lines = list(self._body)
+        for section in reversed(self.sections()):
+            if section.level == 2 and section.title.lower() in drop:
+                del lines[section.start : section.end]
+        return "".join(lines)
+
+    def section_text(self, title: str) -> str | None:
+        """Return the content under the level-2 heading *title*, or None when there is no such section."""
+        section = self._find(title)
+        if section is None:
+            return None
+        return "".join(self._body[section.start + 1 : section.end]).strip()
+
+    def sections(self) -> list[Section]:
+        """Return the body's markdown sections; headings inside fenced code blocks do not count."""
+        heads: list[tuple[int, str, int]] = []
+        fenced = False
+        for index, line in enumerate(self._body):
+            if _FENCE.match(line):
+                fenced = not fenced
+                continue
+            match = None if fenced else _HEADING.match(line.rstrip("\r\n"))
+            if match:
+                heads.append((len(match.group(1)), match.group(2).strip(), index))
+        result = []
+        for position, (level, title, start) in enumerate(heads):
+            end = next((s for lv, _t, s in heads[position + 1 :] if lv <= level), len(self._body))
+            result.append(Section(level, title, start, end))
+        return result
+
+    # ---- editing ----------------------------------------------------------------------------------------
+
+    def set(self, key: str, value: str) -> None:
+        """Set the top-level *key* to the string *value*, touching only that key's line(s)."""
+        if key in self.data and plain(self.data[key]) == value:
+            return
+        line = f"{key}: {_render(value, self._style(key))}"
+        if key in self.data:
+            start = self.data.lc.key(key)[0]
+            end = self._key_end(key)
+            comment = self._eol_comment(key, start)
+            ending = self._fm[end - 1][len(self._fm[end - 1].rstrip("\r\n")) :] or self.newline
+            self._fm[start:end] = [line + comment + ending]
+        else:
+            self._fm.insert(self._insert_at(key), line + self.newline)
+        self.data = self._parse()
+
+    def append_activity(self, entry: str) -> None:
+        """Add ``- entry`` as the last line of the ``## Activity Log`` section, creating it when missing."""
+        line = f"- {entry}{self.newline}"
+        section = self._find("Activity Log")
+        if section is None:
+            self._terminate_body()
+            if self._body and self._body[-1].strip():
+                self._body.append(self.newline)
+            self._body += [f"## Activity Log{self.newline}", self.newline, line]
+            return
+        last = max(
+            (i for i in range(section.start + 1, section.end) if self._body[i].strip()), default=None
+        )
+        at = section.start + 1 if last is None else last + 1
+        if not self._body[at - 1].endswith("\n"):
+            self._body[at - 1] += self.newline
+        self._body.insert(at, line)
+        if last is None:
+            self._body.insert(at, self.newline)
+
+    def replace_section(self, title: str, content: str) -> None:
+        """Replace the content of the ``## title`` section, or add the section after the first heading.
+
+        A section that ended in a ``---`` separator keeps it.
+        """
+        nl = self.newline
+        block = [f"{text}{nl}" for text in content.strip("\n").split("\n")]
+        section = self._find(title)
+        if section is None:
+            first = next((s for s in self.sections() if s.level == 1), None)
+            at = 0 if first is None else first.start + 1
+            if at < len(self._body) and not self._body[at].strip():
+                at += 1
+            if at and not self._body[at - 1].endswith("\n"):
+                self._body[at - 1] += nl
+            self._body[at:at] = [f"## {title}{nl}", nl, *block, nl]
+            return
+        tail = [line for line in self._body[section.start + 1 : section.end] if line.strip()]
+        separator = [nl, f"---{nl}"] if tail and tail[-1].strip() == "---" else []
+        ends_file = section.end == len(self._body)
+        new = [nl, *block, *separator]
+        if not ends_file:
+            new.append(nl)
+        self._body[section.start + 1 : section.end] = new
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    def _parse(self) -> CommentedMap:
+        yaml = YAML(typ="rt")
+        yaml.preserve_quotes = True
+        try:
+            data = yaml.load("".join(self._fm))
+        except YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 2}: " if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise FeatureError(self.path, f"frontmatter is not valid YAML ({where}{problem})") from None
+        if data is None:
+            return CommentedMap()
+        if not isinstance(data, CommentedMap):
+            kind = "list" if isinstance(data, list) else type(data).__name__
+            raise FeatureError(self.path, f"frontmatter must be a mapping of keys to values, not a {kind}")
+        return data
+
+    def _key_lines(self) -> list[int]:
+        return sorted(self.data.lc.key(k)[0] for k in self.data)
+
+    def _key_end(self, key: str) -> int:
+        start = self.data.lc.key(key)[0]
+        end = next((line for line in self._key_lines() if line > start), len(self._fm))
+        while end - 1 > start and (not self._fm[end - 1].strip() or self._fm[end - 1].startswith("#")):
+            end -= 1
+        return end
+
+    def _eol_comment(self, key: str, line: int) -> str:
+        item = self.data.ca.items.get(key)
+        token = item[2] if item and len(item) > 2 else None
+        if token is None or token.start_mark.line != line:
+            return ""
+        text = self._fm[line].rstrip("\r\n")
+        column = token.start_mark.column
+        return text[len(text[:column].rstrip()) :]
+
+    def _style(self, key: str) -> str:
+        value = self.data.get(key) if key in self.data else self.data.get("lane")
+        if isinstance(value, DoubleQuotedScalarString):
+            return '"'
+        if isinstance(value, SingleQuotedScalarString):
+            return "'"
+        if key in self.data or isinstance(value, str):
+            return "plain"
+        return '"'
+
+    def _insert_at(self, key: str) -> int:
+        rank = CANONICAL_ORDER.index(key) if key in CANONICAL_ORDER else len(CANONICAL_ORDER)
+        before = [k for k in CANONICAL_ORDER[:rank] if k in self.data]
+        if before:
+            return self._key_end(before[-1])
+        after = [self.data.lc.key(k)[0] for k in CANONICAL_ORDER[rank + 1 :] if k in self.data]
+        return min(after) if after else len(self._fm)
+
+    def _find(self, title: str) -> Section | None:
+        wanted = title.lower()
+        return next((s for s in self.sections() if s.level == 2 and s.title.lower() == wanted), None)
+
+    def _terminate_body(self) -> None:
+        if self._body and not self._body[-1].endswith("\n"):
+            self._body[-1] += self.newline
+
+
+def plain(value: Any) -> Any:
+    """Return ruamel round-trip data as plain dicts, lists and scalars."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _render(value: str, style: str) -> str:
+    if style == "'" and "\n" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    if style == "plain" and _plain_ok(value):
+        return value
+    # A JSON string is a valid YAML double-quoted scalar.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _plain_ok(value: str) -> bool:
+    if not value or value != value.strip() or "\n" in value or value[0] in "&*!|>'\"%@`#-?:,[]{}":
+        return False
+    try:
+        return bool(YAML(typ="safe").load(f"k: {value}") == {"k": value})
+    except YAMLError:
+        return False
