@@ -18,7 +18,8 @@ from doit.doit_cmd import DoitMain
 
 from kittydoit import __version__, scaffold
 from kittydoit.dodo import doit_namespace
-from kittydoit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, UserError
+from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
+from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
 
@@ -48,9 +49,14 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
 
     cmd_options = (opt_feature,)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.reporter: Reporter | None = None
+
     def setup(self, opt_values: dict[str, Any]) -> None:
         namespace = doit_namespace(None, feature=opt_values.get("feature"))
-        os.chdir(namespace["DOIT_CONFIG"]["reporter"].ctx.paths.root)
+        self.reporter = namespace["DOIT_CONFIG"]["reporter"]
+        os.chdir(self.reporter.ctx.paths.root)
         self.namespace = namespace
 
 
@@ -114,7 +120,11 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         args = _command_first(args, set(commands))
         if args[0] in commands and any(a in ("--help", "-h") for a in args[1:]):
             return _code(super().run(["help", args[0]]))
-        return _code(super().run(args))
+        code = _code(super().run(args))
+        reporter = self.task_loader.reporter
+        if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
+            return reporter.exit_code()  # doit says 2 for a WP blocked by a failed one; that is a failed WP
+        return code
 
 
 def _code(result: object) -> int:

@@ -32,7 +32,7 @@ class UserError(InvalidTask):
     """A mistake in the user's files, settings or command line."""
 
     def __init__(self, where: str | Path | None, message: str) -> None:
-        self.where = str(where) if where is not None else None
+        self.where = _shown(where) if where is not None else None
         self.message = message
         super().__init__(str(self))
 
@@ -50,3 +50,14 @@ class ConfigError(UserError):
 
 class RunLockedError(UserError):
     """Another kittydoit run is working on the same feature."""
+
+
+def _shown(where: str | Path) -> str:
+    """Show a path relative to the working directory when it lies under it."""
+    path = Path(where)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd())) or "."
+        except ValueError:
+            return str(path)
+    return str(where)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 _CAPTURE_LIMIT = 16 * 1024 * 1024  # keep the last 16 MiB of each stream for parsing
 _READ_SIZE = 65536
-_FINISH_WINDOW = 256 * 1024  # a final result is looked for in the last part of stdout only
+_FINISH_WINDOW = 256 * 1024
+_PROC = Path("/proc")  # a final result is looked for in the last part of stdout only
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ class ProcessRunner:
         """Stop the whole process group of *proc*, whatever state it is in; signals wait until done."""
         with _signals_deferred():
             stop_group(proc.pid, self.grace_seconds, reap=proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # reported as a timeout already
+                proc.wait(timeout=self.grace_seconds)
 
 
 def stop_group(pgid: int, grace_seconds: float, reap: subprocess.Popen[bytes] | None = None) -> bool:
@@ -245,6 +248,7 @@ def _unlink(path: Path) -> None:
 
 
 def _group_alive(pgid: int, reap: subprocess.Popen[bytes] | None) -> bool:
+    """Tell whether process group *pgid* has a member that is not a zombie."""
     if reap is not None:
         reap.poll()  # a zombie leader still counts as a group member until reaped
     try:
@@ -253,7 +257,21 @@ def _group_alive(pgid: int, reap: subprocess.Popen[bytes] | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # Orphaned members become zombies until init reaps them, which in a container can take a while.
+    return _has_live_member(pgid) if _PROC.is_dir() else True
+
+
+def _has_live_member(pgid: int) -> bool:
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

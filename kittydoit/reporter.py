@@ -17,6 +17,7 @@ from typing import IO, Any
 from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
 from kittydoit.context import Context
+from kittydoit.errors import EXIT_ERROR, EXIT_OK, EXIT_WP_FAILED
 from kittydoit.session import Session
 
 
@@ -44,11 +45,13 @@ class Reporter:
         self.started = time.monotonic()
         self._phase_done: dict[str, set[str]] = {}
         self._errors: list[str] = []
+        self.ran = False
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
     def initialize(self, tasks: Mapping[str, Any], selected_tasks: list[str]) -> None:
         self.session.start()
+        self.ran = True
         self.started = time.monotonic()
         wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
         self.tally.total = len(wps)
@@ -80,6 +83,8 @@ class Reporter:
                 self.tally.blocked[wp] = fail.message
                 self._line(f"{wp} blocked: waits for {_waits_for(fail.message)}")
             return
+        if not isinstance(fail, TaskFailed):
+            self._errors.append(f"{task.name}: {fail.get_msg()}")
         reason = fail.message if isinstance(fail, TaskFailed) else fail.get_msg()
         if wp not in self.tally.failed:
             self.tally.failed[wp] = reason
@@ -106,11 +111,22 @@ class Reporter:
 
     def complete_run(self) -> None:
         try:
-            for message in self._errors:
+            for message in self._errors:  # a runtime error or a task error (a bug): print it in full
                 self._line(f"ERROR: {message}")
             self._summary()
         finally:
             self.session.close()
+
+    def exit_code(self) -> int:
+        """Return the run's exit code (see kittydoit.errors): 1 when WPs failed or are blocked, 2 on errors.
+
+        doit itself exits 2 when a task is blocked by a failed dependency; kittydoit counts that as a failed WP.
+        """
+        if self._errors:
+            return EXIT_ERROR
+        if self.tally.failed or self.tally.blocked:
+            return EXIT_WP_FAILED
+        return EXIT_OK
 
     # ---- output -------------------------------------------------------------------------------------------
 

@@ -205,7 +205,7 @@ def _review(ctx: Context, wp_id: str) -> dict[str, Any]:
         feedback = _pending_feedback(doc)
         if feedback is not None and lanes.lane(wp_id) != "for_review":
             implementer = _implement_once(
-                ctx, wp, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=cycle
+                ctx, wp, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=max(1, cycle - 1)
             )
         reviewer = _choose_reviewer(ctx, wp_id, implementer)
         diff = ctx.git.diff(worktree, base)
@@ -320,7 +320,8 @@ def _invoke(
         return Attempt(agent.id, None, None, error=f"'{argv[0]}' is not executable")
     output = outputs.parse(agent.spec.output, result.stdout, result.stderr)
     attempt = Attempt(agent.id, result, output)
-    _note(log_path, f"{agent.id} {attempt.reason} after {result.duration:.1f} s")
+    took = "" if result.timed_out or result.idle_timed_out else f" after {result.duration:.1f} s"
+    _note(log_path, f"{agent.id} {attempt.reason}{took}")
     return attempt
 
 

@@ -178,21 +178,22 @@ class WPDocument:
             self._body.insert(at, self.newline)
 
     def replace_section(self, title: str, content: str) -> None:
-        """Replace the content of the ``## title`` section, or add the section after the first heading.
+        """Replace the content of the ``## title`` section, or add the section after the title's intro.
 
-        A section that ended in a ``---`` separator keeps it.
+        A section that ended in a ``---`` separator keeps it. Headings inside *content* are demoted below
+        level 2, so the section still ends where it did when it is replaced again.
         """
         nl = self.newline
-        block = [f"{text}{nl}" for text in content.strip("\n").split("\n")]
+        block = [f"{text}{nl}" for text in _demote_headings(content.strip("\n")).split("\n")]
         section = self._find(title)
         if section is None:
-            first = next((s for s in self.sections() if s.level == 1), None)
-            at = 0 if first is None else first.start + 1
-            if at < len(self._body) and not self._body[at].strip():
-                at += 1
-            if at and not self._body[at - 1].endswith("\n"):
-                self._body[at - 1] += nl
-            self._body[at:at] = [f"## {title}{nl}", nl, *block, nl]
+            sections = self.sections()
+            first = next((s for s in sections if s.level == 1), None)
+            after = first.start if first else -1
+            at = next((s.start for s in sections if s.level == 2 and s.start > after), len(self._body))
+            self._terminate_body()
+            lead = [nl] if at and self._body[at - 1].strip() else []
+            self._body[at:at] = [*lead, f"## {title}{nl}", nl, *block, nl]
             return
         tail = [line for line in self._body[section.start + 1 : section.end] if line.strip()]
         separator = [nl, f"---{nl}"] if tail and tail[-1].strip() == "---" else []
@@ -265,6 +266,18 @@ class WPDocument:
     def _terminate_body(self) -> None:
         if self._body and not self._body[-1].endswith("\n"):
             self._body[-1] += self.newline
+
+
+def _demote_headings(text: str) -> str:
+    """Push markdown headings outside code blocks down two levels (``## x`` -> ``#### x``)."""
+    lines, fenced = [], False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and _HEADING.match(line):
+            line = "##" + line
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def plain(value: Any) -> Any:

@@ -1,0 +1,160 @@
+"""Agent processes: streamed logs, timeouts and interrupts that stop the whole process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kittydoit.process import ProcessRunner, stop_recorded
+
+
+def alive(pid: int) -> bool:
+    """Tell whether *pid* runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pids: list[int], seconds: float = 10) -> list[int]:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def script(tmp_path: Path, code: str) -> list[str]:
+    path = tmp_path / "agent.py"
+    path.write_text(code)
+    return [sys.executable, str(path)]
+
+
+PARENT_WITH_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 60)
+"""
+
+
+def test_output_streams_into_the_log_while_the_agent_runs(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')\n")
+    log = tmp_path / "agent.log"
+    seen_midway: list[str] = []
+
+    def watch() -> None:
+        time.sleep(0.8)
+        seen_midway.append(log.read_text())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = ProcessRunner().run(argv, cwd=tmp_path, log_path=log)
+    watcher.join()
+    assert "first" in seen_midway[0] and "second" not in seen_midway[0]
+    assert result and result.returncode == 0
+    assert result.stdout == "first\nsecond\n"
+    assert log.read_text().endswith("first\nsecond\n")
+
+
+def test_prompt_file_is_stdin_and_stdin_is_closed_otherwise(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import sys\nprint(repr(sys.stdin.read()))\n")
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("do it\n")
+    runner = ProcessRunner()
+    assert runner.run(argv, cwd=tmp_path, log_path=tmp_path / "a.log", stdin_path=prompt).stdout == "'do it\\n'\n"
+    assert runner.run(argv, cwd=tmp_path, log_path=tmp_path / "b.log").stdout == "''\n"
+
+
+def test_timeout_stops_the_whole_group(tmp_path: Path) -> None:
+    argv = script(tmp_path, PARENT_WITH_CHILD)
+    result = ProcessRunner(grace_seconds=1).run(argv, cwd=tmp_path, log_path=tmp_path / "a.log", timeout=1.5)
+    assert result.timed_out and not result and result.returncode is None
+    assert 1.4 < result.duration < 6
+    child = int(result.stdout.split()[0])
+    assert wait_gone([child]) == []
+
+
+def test_child_left_behind_after_exit_is_stopped(tmp_path: Path) -> None:
+    argv = script(tmp_path, PARENT_WITH_CHILD)
+    argv.append("0.2")
+    result = ProcessRunner(grace_seconds=1, drain_seconds=0.5).run(argv, cwd=tmp_path, log_path=tmp_path / "a.log")
+    assert result.returncode == 0 and result.duration < 5
+    assert wait_gone([int(result.stdout.split()[0])]) == []
+
+
+def test_finished_output_then_hang_is_stopped_and_kept(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import time\nprint('RESULT: 42', flush=True)\ntime.sleep(60)\n")
+    runner = ProcessRunner(grace_seconds=1, finish_wait=0.5)
+    result = runner.run(
+        argv, cwd=tmp_path, log_path=tmp_path / "a.log", timeout=30, is_finished=lambda out: "RESULT:" in out
+    )
+    assert result.finished_then_hung and result
+    assert result.duration < 10
+    assert "RESULT: 42" in result.stdout
+
+
+def test_idle_timeout(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import time\nprint('hi', flush=True)\ntime.sleep(60)\n")
+    result = ProcessRunner(grace_seconds=1).run(argv, cwd=tmp_path, log_path=tmp_path / "a.log", idle_timeout=1)
+    assert result.idle_timed_out and not result
+
+
+RUNNER_SCRIPT = """
+import sys
+from pathlib import Path
+from kittydoit.process import ProcessRunner
+tmp = Path(sys.argv[1])
+try:
+    ProcessRunner(grace_seconds=1).run(sys.argv[2:], cwd=tmp, log_path=tmp / "a.log", pid_file=tmp / "pids" / "x.pid")
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_stops_the_agent_group_and_removes_the_pid_file(tmp_path: Path) -> None:
+    agent = script(tmp_path, PARENT_WITH_CHILD)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER_SCRIPT, str(tmp_path), *agent], stdout=subprocess.PIPE, text=True
+    )
+    log = tmp_path / "a.log"
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not (log.exists() and log.read_text().strip()):
+        time.sleep(0.05)
+    child = int(log.read_text().split()[0])
+    record = (tmp_path / "pids" / "x.pid").read_text()
+    runner.send_signal(signal.SIGINT)
+    out, _ = runner.communicate(timeout=20)
+    assert "interrupted" in out
+    assert wait_gone([child]) == []
+    assert '"pgid"' in record
+    assert not (tmp_path / "pids" / "x.pid").exists()
+
+
+def test_stop_recorded_stops_groups_a_killed_run_left(tmp_path: Path) -> None:
+    agent = script(tmp_path, PARENT_WITH_CHILD)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(tmp_path), *agent])
+    log = tmp_path / "a.log"
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not (log.exists() and log.read_text().strip()):
+        time.sleep(0.05)
+    child = int(log.read_text().split()[0])
+    runner.kill()  # SIGKILL: nothing in the runner gets to clean up
+    runner.wait()
+    assert alive(child)
+    stopped = stop_recorded(tmp_path / "pids", grace_seconds=1)
+    assert len(stopped) == 1
+    assert wait_gone([child]) == []
+    assert list((tmp_path / "pids").iterdir()) == []
+
+
+def test_stop_recorded_leaves_a_reused_pid_alone(tmp_path: Path) -> None:
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "pids" / "x.pid").write_text(f'{{"pgid": {os.getpid()}, "started": "1"}}')
+    assert stop_recorded(tmp_path / "pids") == []
+    assert alive(os.getpid())
