@@ -18,6 +18,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,10 +282,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while a stop is in progress, so a second Ctrl-C cannot cut it short."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Hold off SIGINT and SIGTERM while a stop is in progress, so a second Ctrl-C cannot cut it short.
+
+    The Python-level handlers are swapped (masking the signal in this thread is not enough: the kernel may hand a
+    process-wide signal to another thread, and Python then runs the handler in the main thread anyway). A signal
+    that arrives meanwhile is raised as KeyboardInterrupt once the stop is done.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
