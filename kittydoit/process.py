@@ -191,6 +191,32 @@ class ProcessRunner:
                 proc.wait(timeout=self.grace_seconds)
 
 
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into KeyboardInterrupt and ignore those that follow, until the end.
+
+    Stopping an agent takes a moment; a second signal (Ctrl-C pressed twice, or doit stopping its workers
+    right after Ctrl-C reached them) must not cut that stop short and leave the agent running.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not fired:
+            fired.append(signum)
+            raise KeyboardInterrupt
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, handler) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def stop_group(pgid: int, grace_seconds: float, reap: subprocess.Popen[bytes] | None = None) -> bool:
     """Send SIGTERM to process group *pgid*, then SIGKILL after *grace_seconds*; True if any was running."""
     if not _group_alive(pgid, reap):

@@ -38,7 +38,7 @@ from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import LaneError, Lanes, write_atomic
 from kittydoit.outputs import AgentOutput
-from kittydoit.process import ProcessResult
+from kittydoit.process import ProcessResult, interrupt_once
 from kittydoit.wpfile import WPDocument
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _boundary(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _note(log_path, f"{phase} {wp_id} started")
     try:
-        with _wp_lock(ctx, wp_id):
+        with interrupt_once(), _wp_lock(ctx, wp_id):
             return work(ctx, wp_id)
     except (WPFailure, GitError, LaneError, ConfigError) as failure:
         message = f"{wp_id} {phase} failed: {failure}"

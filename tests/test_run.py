@@ -258,7 +258,8 @@ def test_interrupt_mid_run_stops_every_agent_and_the_next_run_completes(diamond:
         run.send_signal(sig)  # `kill PID` reaches the orchestrator only
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, out + err
-    assert wait_gone(agent_pids(diamond), seconds=20) == []
+    log = (diamond.root / ".kittify/logs" / FEATURE / "WP01-implement.log").read_text()
+    assert wait_gone(agent_pids(diamond), seconds=20) == [], out + err + log
     assert not list((diamond.root / ".kittify/kittydoit" / FEATURE / "pids").glob("*.pid"))
     result = diamond.kittydoit("-n", "2", "run")
     assert result.returncode == 0, result.stdout + result.stderr
