@@ -40,6 +40,8 @@ _TOP_KEYS = (
     "global_timeout",
     "review_cycles",
     "commit_lane_changes",
+    "retry_backoff_seconds",
+    "rate_limit_cooldown_seconds",
 )
 _AGENT_KEYS = (
     "enabled",
@@ -98,6 +100,8 @@ class Config:
     global_timeout: int = 3600
     review_cycles: int = 3
     commit_lane_changes: bool = False
+    retry_backoff_seconds: int = 5
+    rate_limit_cooldown_seconds: int = 60
     path: Path | None = None
 
     def candidates(self, role: str) -> list[AgentSettings]:
@@ -157,6 +161,8 @@ def parse_config(data: object, path: Path | None = None) -> Config:
     concurrency = _int(data, "global_concurrency", 5, 1, problems)
     timeout = _int(data, "global_timeout", 3600, 1, problems)
     cycles = _int(data, "review_cycles", 3, 1, problems)
+    backoff = _int(data, "retry_backoff_seconds", 5, 0, problems)
+    cooldown = _int(data, "rate_limit_cooldown_seconds", 60, 0, problems)
     commit = data.get("commit_lane_changes", False)
     if not isinstance(commit, bool):
         problems.append("commit_lane_changes: must be true or false")
@@ -179,6 +185,8 @@ def parse_config(data: object, path: Path | None = None) -> Config:
         global_timeout=timeout,
         review_cycles=cycles,
         commit_lane_changes=bool(commit),
+        retry_backoff_seconds=backoff,
+        rate_limit_cooldown_seconds=cooldown,
         path=path,
     )
 

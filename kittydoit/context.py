@@ -76,6 +76,21 @@ class Paths:
     def pid_file(self, wp_id: str) -> Path:
         return self.pids / f"{wp_id}.pid"
 
+    def wp_record(self, wp_id: str) -> Path:
+        return self.state / "wps" / f"{wp_id}.json"
+
+    @property
+    def run_file(self) -> Path:
+        return self.state / "run.json"
+
+    @property
+    def health(self) -> Path:
+        return self.state / "agent-health.json"
+
+    @property
+    def abort_request(self) -> Path:
+        return self.state / "abort-requested"
+
     def wp_lock(self, wp_id: str) -> Path:
         return self.state / "locks" / f"{wp_id}.lock"
 

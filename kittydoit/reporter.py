@@ -19,6 +19,7 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from kittydoit.context import Context
 from kittydoit.errors import EXIT_ERROR, EXIT_OK, EXIT_WP_FAILED
 from kittydoit.session import Session
+from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED
 
 
 @dataclass
@@ -50,10 +51,10 @@ class Reporter:
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
     def initialize(self, tasks: Mapping[str, Any], selected_tasks: list[str]) -> None:
-        self.session.start()
+        wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
+        self.session.start(wps)
         self.ran = True
         self.started = time.monotonic()
-        wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
         self.tally.total = len(wps)
         self._line(f"{self.ctx.feature.slug}: {len(wps)} work packages")
 
@@ -64,6 +65,7 @@ class Reporter:
         wp, phase = _split(task.name)
         if wp and task.actions:
             self._line(f"{wp} {phase} started")
+            self.session.wp(wp, RUNNING)
 
     def add_success(self, task: Any) -> None:
         wp, phase = _split(task.name)
@@ -73,6 +75,7 @@ class Reporter:
         self._phase_done.setdefault(wp, set()).add(phase)
         if phase == "review":
             self.tally.done.append(wp)
+        self.session.wp(wp, DONE if phase == "review" else None)
 
     def add_failure(self, task: Any, fail: BaseFail) -> None:
         wp, phase = _split(task.name)
@@ -82,6 +85,7 @@ class Reporter:
             if wp not in self.tally.failed and wp not in self.tally.blocked:
                 self.tally.blocked[wp] = fail.message
                 self._line(f"{wp} blocked: waits for {_waits_for(fail.message)}")
+                self.session.wp(wp, BLOCKED, f"waits for {_waits_for(fail.message)}")
             return
         if not isinstance(fail, TaskFailed):
             self._errors.append(f"{task.name}: {fail.get_msg()}")
@@ -89,11 +93,13 @@ class Reporter:
         if wp not in self.tally.failed:
             self.tally.failed[wp] = reason
         self._line(f"{wp} {phase} FAILED: {reason}")
+        self.session.wp(wp, FAILED, reason)
 
     def skip_uptodate(self, task: Any) -> None:
         wp, phase = _split(task.name)
         if wp and phase == "review":
             self.tally.skipped.append(wp)
+            self.session.wp(wp, SKIPPED, now=False)
 
     def skip_ignore(self, task: Any) -> None:
         wp, phase = _split(task.name)
@@ -115,7 +121,9 @@ class Reporter:
                 self._line(f"ERROR: {message}")
             self._summary()
         finally:
-            self.session.close()
+            interrupted = sys.exc_info()[0] is KeyboardInterrupt
+            status = {EXIT_OK: "completed", EXIT_WP_FAILED: "failed"}.get(self.exit_code(), "error")
+            self.session.close("aborted" if interrupted else status)
 
     def exit_code(self) -> int:
         """Return the run's exit code (see kittydoit.errors): 1 when WPs failed or are blocked, 2 on errors.

@@ -1,13 +1,14 @@
-"""What one ``doit run`` of a feature holds while it works: the run lock, signal handling, leftover cleanup.
+"""What one ``doit run`` of a feature holds while it works: the run lock, the run state, signals, leftovers.
 
 doit calls the reporter's ``initialize`` in the main process before any worker starts, and ``complete_run``
 at the end, whatever happened; kittydoit's reporter opens and closes the session there.
 
 - The run lock (``flock`` on ``.kittify/kittydoit/<feature>/run.lock``) refuses a second run of the same
   feature. doit's worker processes inherit it, so the lock is free only when every process of a run is gone.
-- SIGTERM is turned into KeyboardInterrupt, in the main process and (inherited) in workers: doit then saves
-  its database and stops its workers, and each worker stops its agent's process group before it exits.
-- Agent process groups that a killed run left behind (recorded in ``pids/``) are stopped before work starts.
+- SIGINT and SIGTERM become KeyboardInterrupt (once; later ones are ignored while the run stops): doit then
+  saves its database and stops its workers, and each worker stops its agent's process group before it exits.
+  The run is recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, ``kittydoit abort``).
+- Agent process groups a killed run left behind (recorded in ``pids/``) are stopped before work starts.
 """
 
 from __future__ import annotations
@@ -18,75 +19,134 @@ import json
 import logging
 import os
 import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from kittydoit.context import Context
+from kittydoit.context import Context, Paths
 from kittydoit.errors import RunLockedError
 from kittydoit.process import stop_recorded
+from kittydoit.state import RunState
 
 log = logging.getLogger(__name__)
 
 # Runtime files kittydoit writes inside the repository; kept out of `git status` through .git/info/exclude.
 _EXCLUDES = ("/.worktrees/", "/.kittify/logs/", "/.kittify/kittydoit/", "/.kittify/reports/",
              "/.kittify/orchestration-state.json*")  # fmt: skip
+_FLUSH_EVERY = 0.5  # seconds between writes of orchestration-state.json during a run
 
 
 class Session:
-    """The run lock and process hygiene of one run."""
+    """The run lock, run state and process hygiene of one run."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._lock: IO[str] | None = None
-        self._previous_sigterm: Any = None
+        self.state = RunState(ctx.paths.root, ctx.paths.feature, ctx.paths.state, ctx.clock)
+        self.run_id: str | None = None
+        self.stop_reason: str | None = None
         self.stopped_leftovers: list[int] = []
+        self._lock: IO[str] | None = None
+        self._previous: dict[int, Any] = {}
+        self._pending: dict[str, tuple[str | None, str | None]] = {}
+        self._flushed = 0.0
 
-    def start(self) -> None:
-        """Take the run lock, stop leftovers of a killed run, and turn SIGTERM into KeyboardInterrupt."""
+    def start(self, wps: Sequence[str]) -> None:
+        """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM."""
         paths = self.ctx.paths
         paths.state.mkdir(parents=True, exist_ok=True)
-        handle = paths.run_lock.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = _holder(handle.read())
-            handle.close()
-            raise RunLockedError(
-                paths.rel(paths.run_lock),
-                f"another kittydoit run{holder} is working on {paths.feature}; wait for it to finish, "
-                "or stop it with `kittydoit abort`",
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid()}))
-        handle.flush()
-        self._lock = handle
+        self._lock = acquire_run_lock(paths)
+        paths.abort_request.unlink(missing_ok=True)
         self.stopped_leftovers = stop_recorded(paths.pids)
         if self.stopped_leftovers:
             log.warning("stopped %d agent process group(s) left by a killed run", len(self.stopped_leftovers))
-        self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        self.run_id = self.state.start(wps=list(wps), pid=os.getpid(), argv=sys.argv)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
         _exclude_runtime_files(self.ctx)
 
-    def close(self) -> None:
-        """Release the run lock and restore SIGTERM handling."""
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None, *, now: bool = True) -> None:
+        """Record WP news in the state file; written at once when *now*, else with the next write."""
+        self._pending[wp_id] = (status, reason)
+        if now or time.monotonic() - self._flushed >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending WP news to the state file."""
+        pending, self._pending = self._pending, {}
+        for wp_id, (status, reason) in pending.items():
+            self.state.wp(wp_id, status, reason)
+        self._flushed = time.monotonic()
+
+    def close(self, status: str) -> None:
+        """Record the end of the run, release the run lock and give SIGINT/SIGTERM back."""
+        try:
+            if self.run_id is not None:
+                self.flush()
+                self.state.finish("aborted" if self.stop_reason else status, self.stop_reason)
+        finally:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            self._previous = {}
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if self.stop_reason:
+            return  # already stopping: let the stop finish
+        if signum == signal.SIGINT:
+            self.stop_reason = "interrupted (Ctrl-C)"
+        elif self.ctx.paths.abort_request.exists():
+            self.stop_reason = "aborted with `kittydoit abort`"
+        else:
+            self.stop_reason = "stopped by SIGTERM"
+        raise KeyboardInterrupt
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    del signum, frame
-    raise KeyboardInterrupt
+def acquire_run_lock(paths: Paths) -> IO[str]:
+    """Take the feature's run lock, or raise RunLockedError naming the run that holds it."""
+    paths.state.mkdir(parents=True, exist_ok=True)
+    handle = paths.run_lock.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = lock_holder(handle.read())
+        handle.close()
+        shown = f" (pid {holder})" if holder else ""
+        raise RunLockedError(
+            paths.rel(paths.run_lock),
+            f"another kittydoit run{shown} is working on {paths.feature}; wait for it to finish, "
+            "or stop it with `kittydoit abort`",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": os.getpid()}))
+    handle.flush()
+    return handle
 
 
-def _holder(text: str) -> str:
+def running_pid(paths: Paths) -> int | None:
+    """Return the pid of the orchestrator running the feature, or None when no run holds the lock."""
+    if not paths.run_lock.exists():
+        return None
+    with paths.run_lock.open("r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock_holder(handle.read()) or -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def lock_holder(text: str) -> int | None:
     with contextlib.suppress(ValueError, TypeError, KeyError):  # an old or empty lock file says nothing
-        return f" (pid {int(json.loads(text)['pid'])})"
-    return ""
+        return int(json.loads(text)["pid"])
+    return None
 
 
 def _exclude_runtime_files(ctx: Context) -> None:
@@ -94,7 +154,7 @@ def _exclude_runtime_files(ctx: Context) -> None:
     result = ctx.git.run("rev-parse", "--git-path", "info/exclude", check=False)
     if result.returncode != 0:
         return
-    path = ctx.paths.root / result.stdout.strip()
+    path = Path(ctx.paths.root, result.stdout.strip())
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     missing = [line for line in _EXCLUDES if line not in text.splitlines()]
     if missing:

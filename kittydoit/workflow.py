@@ -1,13 +1,14 @@
 """The two actions doit runs for each work package: implement it, then review it.
 
 ``implement`` prepares the WP's worktree (its branch holds the target branch plus every dependency's branch),
-runs the implementer agent on the rendered prompt, commits what the agent left uncommitted and moves the lane
-``doing`` -> ``for_review``. ``review`` shows the reviewer the spec and the change, reads the verdict from the
-final answer and either approves (lane ``done``) or records the feedback (lane ``planned``) and has the WP
-implemented again, up to ``review_cycles`` reviews, all in the same run.
+runs the implementer on the rendered prompt, commits what the agent left uncommitted and moves the lane
+``doing`` -> ``for_review``. ``review`` shows a reviewer the spec and the change, reads the verdict from its final
+answer and either approves (lane ``done``) or records the feedback (lane ``planned``) and has the WP implemented
+again, up to ``review_cycles`` reviews, all in the same run. Agents are tried under the retry and fallback rules
+of :mod:`kittydoit.attempts`; every step is recorded in the WP's state record (:mod:`kittydoit.state`).
 
-Failures travel as :class:`WPFailure` inside this module and become a doit ``TaskFailed`` at one boundary,
-:func:`_boundary`, with a message that names the WP, what happened, the log, and how to go on.
+Failures travel as exceptions inside this module and become a doit ``TaskFailed`` at one boundary,
+:func:`_boundary`, with a message that names the WP, what happened, the logs, and how to go on.
 """
 
 from __future__ import annotations
@@ -16,65 +17,35 @@ import contextlib
 import ctypes
 import fcntl
 import json
-import logging
 import os
 import shlex
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from doit.exceptions import TaskFailed
 
 from kittydoit import outputs, prompts
+from kittydoit.attempts import Attempt, NeedsHuman, Outcome, PhaseRun, classify
 from kittydoit.config import AgentSettings
 from kittydoit.context import Context
 from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import LaneError, Lanes, write_atomic
-from kittydoit.outputs import AgentOutput
-from kittydoit.process import ProcessResult, interrupt_once
-from kittydoit.wpfile import WPDocument
-
-log = logging.getLogger(__name__)
+from kittydoit.process import interrupt_once
+from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json
 
 _PR_SET_PDEATHSIG = 1
+_NO_DETAILS = "(the reviewer asked for changes without details)"
 
 
 class WPFailure(Exception):
     """This work package cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One run of one agent for one phase of a WP."""
-
-    agent: str
-    result: ProcessResult | None
-    output: AgentOutput | None
-    error: str | None = None  # why the agent could not be started
-
-    def __bool__(self) -> bool:
-        return self.error is None and bool(self.result)
-
-    @property
-    def reason(self) -> str:
-        """Say in a few words how the attempt ended."""
-        if self.error:
-            return self.error
-        assert self.result is not None
-        if self.result.timed_out:
-            return f"timed out after {self.result.duration:.0f} s"
-        if self.result.idle_timed_out:
-            return f"stopped after {self.result.duration:.0f} s without output"
-        if self.result.returncode:
-            return f"exit code {self.result.returncode}"
-        return "finished"
 
 
 # ---- the doit actions ---------------------------------------------------------------------------------------
@@ -100,50 +71,85 @@ def check_templates(ctx: Context) -> None:
     ctx.prompts.render(prompts.REVIEW, {**base, "diff": _diff_context(sample)})
 
 
+class _Phase:
+    """What one action of one WP shares: the context, its state record and its lanes."""
+
+    def __init__(self, ctx: Context, wp_id: str) -> None:
+        self.ctx = ctx
+        self.wp = ctx.feature.wps[wp_id]
+        run_id = (read_json(ctx.paths.run_file) or {}).get("id")
+        self.record = WPRecord(ctx.paths.wp_record(wp_id), wp_id, run_id, ctx.clock)
+        self.health = AgentHealth(ctx.paths.health, ctx.clock)
+        self.lanes = Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
+
+    def log(self, phase: str) -> Path:
+        return self.ctx.paths.log(self.wp.id, phase)
+
+    def agents(self, phase: str, log_name: str) -> PhaseRun:
+        return PhaseRun(self.ctx.config, self.health, self.record, phase, self.ctx.paths.rel(self.log(log_name)))
+
+
 def _boundary(
-    ctx: Context, wp_id: str, phase: str, work: Callable[[Context, str], dict[str, Any]]
+    ctx: Context, wp_id: str, phase: str, work: Callable[[_Phase], dict[str, Any]]
 ) -> dict[str, Any] | TaskFailed:
     _tie_to_orchestrator(ctx)
     log_path = ctx.paths.log(wp_id, phase)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _note(log_path, f"{phase} {wp_id} started")
-    try:
-        with interrupt_once(), _wp_lock(ctx, wp_id):
-            return work(ctx, wp_id)
-    except (WPFailure, GitError, LaneError, ConfigError) as failure:
-        message = f"{wp_id} {phase} failed: {failure}"
-        _note(log_path, message)
-        return TaskFailed(message)
+    with interrupt_once():
+        try:
+            with _wp_lock(ctx, wp_id):
+                state = _Phase(ctx, wp_id)
+                return work(state)
+        except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
+            message = f"{wp_id} {phase} failed: {failure}"
+            if isinstance(failure, NeedsHuman):
+                message = _needs_human(ctx, wp_id, phase, str(failure))
+            _note(log_path, message)
+            with contextlib.suppress(OSError):  # the failure itself is what must reach the user
+                WPRecord(ctx.paths.wp_record(wp_id), wp_id, _run_id(ctx), ctx.clock).finish(FAILED, message)
+            return TaskFailed(message)
+
+
+def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
+    logs = ", ".join(
+        ctx.paths.rel(ctx.paths.log(wp_id, p)) for p in ("implement", "review") if ctx.paths.log(wp_id, p).exists()
+    )
+    return (
+        f"{wp_id} needs a human: {phase} failed, {what}. Logs: {logs}. Fix the cause, then `doit run` "
+        f"to continue (or `doit forget {wp_id}` to start {wp_id} over)"
+    )
 
 
 # ---- implement ----------------------------------------------------------------------------------------------
 
 
-def _implement(ctx: Context, wp_id: str) -> dict[str, Any]:
-    wp = ctx.feature.wps[wp_id]
-    lanes = _lanes(ctx)
-    worktree, base = _prepare(ctx, wp)
-    doc = lanes.read(wp_id)
-    if lanes.lane(wp_id) == "for_review" and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
+def _implement(phase: _Phase) -> dict[str, Any]:
+    ctx, wp = phase.ctx, phase.wp
+    phase.record.start("preparing worktree")
+    worktree, base = _prepare(ctx, wp, phase.log("implement"))
+    doc = phase.lanes.read(wp.id)
+    if phase.lanes.lane(wp.id) == "for_review" and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
         # Implemented earlier (by a person, spec-kitty, or a run that stopped before recording it).
-        _note(ctx.paths.log(wp_id, "implement"), "lane is for_review and the branch holds work: to review")
+        _note(phase.log("implement"), "lane is for_review and the branch holds work: to review")
         agent = str(doc.get("agent") or "unknown")
     else:
         feedback = _pending_feedback(doc)
-        agent = _implement_once(ctx, wp, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"))
-    record = {"wp": wp_id, "phase": "implement", "agent": agent, "base": base}
+        agent = _implement_once(phase, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"))
+    record = {"wp": wp.id, "phase": "implement", "agent": agent, "base": base}
     record["head"] = ctx.git.rev("HEAD", cwd=worktree)
-    _write_marker(ctx, ctx.paths.marker(wp_id, "implement"), record)
+    _write_marker(ctx, ctx.paths.marker(wp.id, "implement"), record)
+    phase.record.update(status="implemented", phase=None, implementer=agent)
     return record
 
 
-def _prepare(ctx: Context, wp: WorkPackage) -> tuple[Path, str]:
+def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
     git.prepare_worktree(worktree, branch, ctx.target_branch)
     if git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
-        _note(paths.log(wp.id, "implement"), "committed work an interrupted attempt left uncommitted")
+        _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
     for dep in wp.dependencies:
         dep_branch = paths.branch(dep)
@@ -154,113 +160,137 @@ def _prepare(ctx: Context, wp: WorkPackage) -> tuple[Path, str]:
 
 
 def _implement_once(
-    ctx: Context, wp: WorkPackage, worktree: Path, base: str, *, feedback: str | None, reviewer: object, cycle: int = 1
+    phase: _Phase, worktree: Path, base: str, *, feedback: str | None, reviewer: object, cycle: int = 1
 ) -> str:
-    """Run the implementer once (again after *feedback* when given); return the agent's id."""
-    lanes = _lanes(ctx)
-    agent = _choose(ctx, "implementation")
-    note = "Started re-implementation after review feedback" if feedback else "Started implementation"
-    lanes.move(wp.id, "doing", agent=agent.id, note=note, fields={"agent": agent.id, "shell_pid": str(os.getpid())})
+    """Implement the WP once (again after *feedback* when given), with retries and fallback; return the agent."""
+    ctx, wp = phase.ctx, phase.wp
+    label = "re-implementing" if feedback else "implementing"
+    phase.record.start(label)
     context = _prompt_context(ctx, wp)
     template = prompts.IMPLEMENT
     if feedback:
         template = prompts.REIMPLEMENT
         context |= {"feedback": feedback, "reviewer": str(reviewer or "the reviewer"), "cycle": cycle}
-    attempt = _invoke(ctx, wp, "implement", "implementation", agent, template, context)
-    if not attempt:
-        lanes.move(wp.id, "planned", agent=agent.id, note=f"Implementation failed: {attempt.reason}")
-        raise WPFailure(_agent_failed(ctx, wp, "implement", attempt))
-    ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
-    if ctx.git.same_tree(base, "HEAD", cwd=worktree):
-        lanes.move(wp.id, "planned", agent=agent.id, note="Implementation changed nothing")
-        raise WPFailure(
-            f"{agent.id} finished without changing anything in {ctx.paths.rel(worktree)}; see "
-            f"{ctx.paths.rel(ctx.paths.log(wp.id, 'implement'))}, then `doit run` to try again"
-        )
-    lanes.move(wp.id, "for_review", agent=agent.id, note="Implementation ready for review")
-    return agent.id
+    prompt = ctx.prompts.render(template, context)
+    note = "Started re-implementation after review feedback" if feedback else "Started implementation"
+    moved: list[str] = []
+
+    def before(agent: AgentSettings) -> None:
+        phase.record.update(agent=agent.id)
+        if not moved:
+            fields = {"agent": agent.id, "shell_pid": str(os.getpid())}
+            phase.lanes.move(wp.id, "doing", agent=agent.id, note=note, fields=fields)
+            moved.append(agent.id)
+
+    def attempt(agent: AgentSettings) -> Attempt:
+        result = _invoke(ctx, wp, "implement", "implementation", agent, prompt)
+        if not result:
+            return result
+        ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
+        if ctx.git.same_tree(base, "HEAD", cwd=worktree):
+            return result.failed(Outcome.NO_CHANGE, "finished without changing anything",
+                                 f"the WP's change is empty in {ctx.paths.rel(worktree)}")  # fmt: skip
+        return result
+
+    runner = phase.agents("implement", "implement")
+    try:
+        done = runner.run(_preferring(ctx.config.candidates("implementation"), moved), attempt, before)
+    except NeedsHuman:
+        last = runner.tried[-1] if runner.tried else None
+        reason = f"{last.detail} ({last.outcome.value})" if last is not None else "no agent could be used"
+        if moved:
+            phase.lanes.move(wp.id, "planned", agent=moved[0], note=f"Implementation failed: {reason}")
+        raise
+    phase.lanes.move(wp.id, "for_review", agent=done.agent, note="Implementation ready for review")
+    return done.agent
 
 
-def _pending_feedback(doc: WPDocument) -> str | None:
+def _preferring(candidates: Sequence[AgentSettings], first: Sequence[str]) -> list[AgentSettings]:
+    return sorted(candidates, key=lambda a: a.id not in first)
+
+
+def _pending_feedback(doc: Any) -> str | None:
     """Return the review feedback still to address, when the last review asked for changes."""
     if doc.get("review_status") != "has_feedback":
         return None
-    return doc.section_text("Review Feedback") or "(the reviewer asked for changes without details)"
+    return doc.section_text("Review Feedback") or _NO_DETAILS
 
 
 # ---- review -------------------------------------------------------------------------------------------------
 
 
-def _review(ctx: Context, wp_id: str) -> dict[str, Any]:
-    wp = ctx.feature.wps[wp_id]
-    lanes = _lanes(ctx)
-    implemented = _read_marker(ctx.paths.marker(wp_id, "implement"))
+def _review(phase: _Phase) -> dict[str, Any]:
+    ctx, wp = phase.ctx, phase.wp
+    implemented = _read_marker(ctx.paths.marker(wp.id, "implement"))
     base, implementer = str(implemented["base"]), str(implemented["agent"])
-    worktree = ctx.paths.worktree(wp_id)
+    worktree = ctx.paths.worktree(wp.id)
     if not (worktree / ".git").exists():
-        raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp_id}` to implement again")
+        raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
     for cycle in range(1, limit + 1):
-        doc = lanes.read(wp_id)
+        doc = phase.lanes.read(wp.id)
         feedback = _pending_feedback(doc)
-        if feedback is not None and lanes.lane(wp_id) != "for_review":
+        if feedback is not None and phase.lanes.lane(wp.id) != "for_review":
             implementer = _implement_once(
-                ctx, wp, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=max(1, cycle - 1)
+                phase, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=max(1, cycle - 1)
             )
-        reviewer = _choose_reviewer(ctx, wp_id, implementer)
+        phase.record.start("reviewing")
+        phase.record.update(review_cycles=cycle)
         diff = ctx.git.diff(worktree, base)
-        context = _prompt_context(ctx, wp) | {"diff": _diff_context(diff)}
-        attempt = _invoke(ctx, wp, "review", "review", reviewer, prompts.REVIEW, context)
-        if not attempt:
-            raise WPFailure(_agent_failed(ctx, wp, "review", attempt))
-        assert attempt.output is not None
-        verdict = outputs.find_verdict(attempt.output.final_text)
-        if verdict is None:
-            raise WPFailure(
-                f"{reviewer.id}'s answer has no 'VERDICT: APPROVED' or 'VERDICT: CHANGES_REQUESTED' line; "
-                f"see {ctx.paths.rel(ctx.paths.log(wp_id, 'review'))}, then `doit run` to review again"
-            )
+        prompt = ctx.prompts.render(prompts.REVIEW, _prompt_context(ctx, wp) | {"diff": _diff_context(diff)})
+        reviewers = _reviewers(phase, implementer)
+
+        def attempt(agent: AgentSettings) -> Attempt:
+            result = _invoke(ctx, wp, "review", "review", agent, prompt)
+            if result and outputs.find_verdict(result.output.final_text if result.output else None) is None:
+                tail = (result.output.final_text or "").strip().splitlines()[-1:] if result.output else []
+                return result.failed(Outcome.UNUSABLE_OUTPUT, "answer has no VERDICT line",
+                                     "no 'VERDICT: APPROVED' or 'VERDICT: CHANGES_REQUESTED' line", *tail)  # fmt: skip
+            return result
+
+        done = phase.agents("review", "review").run(reviewers, attempt)
+        assert done.output is not None
+        verdict = outputs.find_verdict(done.output.final_text)
+        assert verdict is not None
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
-            lanes.approve(wp_id, reviewer=reviewer.id, note=f"Review passed{': ' + summary if summary else ''}")
-            record = {
-                "wp": wp_id,
-                "phase": "review",
-                "agent": reviewer.id,
-                "implementer": implementer,
-                "base": base,
-                "head": diff.head,
-                "reviews": cycle,
-            }
-            _write_marker(ctx, ctx.paths.marker(wp_id, "review"), record)
+            phase.lanes.approve(wp.id, reviewer=done.agent, note=f"Review passed{': ' + summary if summary else ''}")
+            record = {"wp": wp.id, "phase": "review", "agent": done.agent, "implementer": implementer,
+                      "base": base, "head": diff.head, "reviews": cycle,
+                      "single_agent": done.agent == implementer}  # fmt: skip
+            _write_marker(ctx, ctx.paths.marker(wp.id, "review"), record)
+            phase.record.update(reviewer=done.agent, single_agent=done.agent == implementer)
+            phase.record.finish(DONE)
             return record
-        text = verdict.feedback or "(the reviewer asked for changes without details)"
-        feedback_file = ctx.paths.feedback(wp_id)
+        text = verdict.feedback or _NO_DETAILS
+        feedback_file = ctx.paths.feedback(wp.id)
         write_atomic(feedback_file, text + "\n")
-        lanes.request_changes(wp_id, reviewer=reviewer.id, feedback=text, feedback_file=feedback_file)
+        phase.lanes.request_changes(wp.id, reviewer=done.agent, feedback=text, feedback_file=feedback_file)
     raise WPFailure(
         f"changes still requested after {limit} reviews; the feedback is in "
-        f"{ctx.feature.relpath(lanes.path(wp_id))}. Run `doit run` for another round, or fix it by hand in "
-        f"{ctx.paths.rel(worktree)} and move the lane to for_review"
+        f"{ctx.feature.relpath(phase.lanes.path(wp.id))}. Run `doit run` for another round, or fix it by hand "
+        f"in {ctx.paths.rel(worktree)} and move the lane to for_review"
     )
 
 
-def _choose_reviewer(ctx: Context, wp_id: str, implementer: str) -> AgentSettings:
-    """Pick a reviewer other than the implementer; the same agent only in single-agent mode, and said so."""
+def _reviewers(phase: _Phase, implementer: str) -> list[AgentSettings]:
+    """Return the reviewers to try: any but the implementer; the implementer itself only in single-agent mode."""
+    ctx = phase.ctx
     candidates = ctx.config.candidates("review")
-    for agent in candidates:
-        if agent.id != implementer:
-            return agent
+    others = [a for a in candidates if a.id != implementer]
+    if others:
+        return others
     if not candidates:
         raise WPFailure("no enabled agent has the review role; enable one in .kittify/agents.yaml")
-    same = candidates[0]
     delay = ctx.config.review_delay_seconds
     _note(
-        ctx.paths.log(wp_id, "review"),
-        f"single-agent mode: {same.id} reviews its own work (after a {delay} s pause)",
+        phase.log("review"),
+        f"single-agent mode: {implementer} reviews its own work (no other reviewer is configured); "
+        f"pausing {delay} s first",
     )
+    phase.record.update(single_agent=True)
     time.sleep(delay)
-    return same
+    return candidates
 
 
 def _diff_context(diff: Diff) -> dict[str, object]:
@@ -279,24 +309,8 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 # ---- running an agent ---------------------------------------------------------------------------------------
 
 
-def _choose(ctx: Context, role: str) -> AgentSettings:
-    candidates = ctx.config.candidates(role)
-    if not candidates:
-        raise WPFailure(f"no enabled agent has the {role} role; enable one in .kittify/agents.yaml")
-    return candidates[0]
-
-
-def _invoke(
-    ctx: Context,
-    wp: WorkPackage,
-    phase: str,
-    role: str,
-    agent: AgentSettings,
-    template: str,
-    context: Mapping[str, object],
-) -> Attempt:
-    """Render the prompt, run *agent* in the WP's worktree with output to the phase log, and parse the result."""
-    prompt = ctx.prompts.render(template, context)
+def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSettings, prompt: str) -> Attempt:
+    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended."""
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
     worktree = ctx.paths.worktree(wp.id)
@@ -315,24 +329,15 @@ def _invoke(
             pid_file=ctx.paths.pid_file(wp.id),
         )
     except FileNotFoundError:
-        return Attempt(agent.id, None, None, error=f"'{argv[0]}' is not installed (not found on PATH)")
+        attempt = Attempt(agent.id, Outcome.NOT_INSTALLED, f"'{argv[0]}' is not installed", (f"{argv[0]}: not found",))
     except PermissionError:
-        return Attempt(agent.id, None, None, error=f"'{argv[0]}' is not executable")
-    output = outputs.parse(agent.spec.output, result.stdout, result.stderr)
-    attempt = Attempt(agent.id, result, output)
-    took = "" if result.timed_out or result.idle_timed_out else f" after {result.duration:.1f} s"
-    _note(log_path, f"{agent.id} {attempt.reason}{took}")
+        attempt = Attempt(agent.id, Outcome.CRASH, f"'{argv[0]}' is not executable", (f"{argv[0]}: permission denied",))
+    else:
+        attempt = classify(agent, result, outputs.parse(agent.spec.output, result.stdout, result.stderr))
+    took = f" after {attempt.result.duration:.1f} s" if attempt.result and attempt.outcome is not Outcome.TIMEOUT else ""
+    evidence = f" [{'; '.join(attempt.evidence)}]" if attempt.evidence and not attempt else ""
+    _note(log_path, f"{agent.id}: {attempt.outcome.value}, {attempt.detail}{took}{evidence}")
     return attempt
-
-
-def _agent_failed(ctx: Context, wp: WorkPackage, phase: str, attempt: Attempt) -> str:
-    tail = ""
-    if attempt.result is not None and attempt.result.tail(5):
-        tail = "\n    " + attempt.result.tail(5).replace("\n", "\n    ")
-    return (
-        f"{attempt.agent} {attempt.reason}; see {ctx.paths.rel(ctx.paths.log(wp.id, phase))}, fix the cause, "
-        f"then `doit run` (or `doit forget {wp.id}` to start the WP over){tail}"
-    )
 
 
 def _prompt_context(ctx: Context, wp: WorkPackage) -> dict[str, Any]:
@@ -354,8 +359,8 @@ def _prompt_context(ctx: Context, wp: WorkPackage) -> dict[str, Any]:
 # ---- small helpers ------------------------------------------------------------------------------------------
 
 
-def _lanes(ctx: Context) -> Lanes:
-    return Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
+def _run_id(ctx: Context) -> str | None:
+    return (read_json(ctx.paths.run_file) or {}).get("id")
 
 
 def _note(log_path: Path, text: str) -> None:
@@ -401,7 +406,8 @@ def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
 def _tie_to_orchestrator(ctx: Context) -> None:
     """In a doit worker process, ask for SIGTERM when the orchestrator dies, even by SIGKILL.
 
-    SIGTERM raises KeyboardInterrupt (see kittydoit.session), which stops the running agent's process group.
+    SIGTERM raises KeyboardInterrupt (see kittydoit.process.interrupt_once), which stops the running agent's
+    process group.
     """
     if os.getpid() == ctx.main_pid or not sys.platform.startswith("linux"):
         return

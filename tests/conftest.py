@@ -119,7 +119,9 @@ def agents_yaml(state: Path, plan: Path, extra: str = "") -> str:
         "agents:\n"
         f"  fake-coder:\n    command: {command('implement')}\n    roles: [implementation]\n"
         f"  fake-reviewer:\n    command: {command('review')}\n    roles: [review]\n"
-        "defaults:\n  implementation: [fake-coder]\n  review: [fake-reviewer]\n" + extra
+        "defaults:\n  implementation: [fake-coder]\n  review: [fake-reviewer]\n"
+        + ("" if "retry_backoff_seconds" in extra else "retry_backoff_seconds: 0  # tests need no backoff\n")
+        + extra
     )
 
 

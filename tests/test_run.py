@@ -99,7 +99,9 @@ def test_answer_without_verdict_is_a_failed_review_never_an_approval(diamond: Re
     diamond.plan({"WP03": {"review": [{"stdout": "This is NOT APPROVED.\nVERDICT: maybe\n"}]}})
     result = diamond.kittydoit("-n", "2", "run")
     assert result.returncode == 1
-    assert "fake-reviewer's answer has no 'VERDICT: APPROVED' or 'VERDICT: CHANGES_REQUESTED' line" in result.stdout
+    assert "WP03 needs a human: review failed, every agent failed (fake-reviewer (4 attempts) unusable_output: " \
+        "answer has no VERDICT line" in result.stdout
+    assert diamond.started("review").count("WP03") == 4  # a try and max_retries (3) retries
     assert diamond.lane("WP03") == "for_review"
 
 
@@ -108,10 +110,11 @@ def test_failed_implementer_fails_its_wp_and_independent_ones_go_on(tmp_path: Pa
     repo.plan({"WP01": {"implement": [{"exit": 3, "stderr": "boom: no network\n"}]}})
     result = repo.kittydoit("-n", "2", "run")
     assert result.returncode == 1
-    assert "WP01 implement failed: fake-coder exit code 3; see .kittify/logs/001-demo/WP01-implement.log" in result.stdout
-    assert "boom: no network" in result.stdout
+    assert "WP01 needs a human: implement failed, every agent failed (fake-coder (4 attempts) crash: exit code 3 " \
+        "[boom: no network" in result.stdout
+    assert "Logs: .kittify/logs/001-demo/WP01-implement.log. Fix the cause, then `doit run`" in result.stdout
     assert repo.lane("WP01") == "planned" and repo.lane("WP03") == "done"
-    assert "lane=planned – Implementation failed: exit code 3" in repo.wp_file("WP01").read_text()
+    assert "lane=planned – Implementation failed: exit code 3 (crash)" in repo.wp_file("WP01").read_text()
     assert "WP02" not in repo.started()
     assert result.stdout.count("failed  WP01") == 1
 
@@ -121,7 +124,8 @@ def test_implementation_that_changes_nothing_fails(tmp_path: Path) -> None:
     repo.plan({"WP01": {"implement": [{"noop": True}]}})
     result = repo.kittydoit("run")
     assert result.returncode == 1
-    assert "fake-coder finished without changing anything" in result.stdout
+    assert "fake-coder no_change: finished without changing anything" in result.stdout
+    assert repo.started("implement") == ["WP01"]  # no change is not retried with the same agent
     assert repo.started("review") == []
 
 
@@ -267,13 +271,13 @@ def test_interrupt_mid_run_stops_every_agent_and_the_next_run_completes(diamond:
 
 
 def test_timeout_fails_the_wp_and_stops_its_processes(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"WP01": []}, config_extra="global_timeout: 2\n")
+    repo = make_repo(tmp_path / "repo", {"WP01": []}, config_extra="global_timeout: 2\nmax_retries: 0\n")
     repo.plan({"WP01": {"implement": [{"sleep": 60, "child": 60}]}})
     started = time.monotonic()
     result = repo.kittydoit("run")
     assert result.returncode == 1
     assert time.monotonic() - started < 30
-    assert "fake-coder timed out after 2 s" in result.stdout
+    assert "fake-coder timeout: timed out after 2 s" in result.stdout
     assert wait_gone(agent_pids(repo)) == []
 
 

@@ -1,0 +1,263 @@
+"""Run agents for one phase of a WP until an attempt succeeds or every option is used up.
+
+Every attempt ends in one class (:class:`Outcome`), decided from the exit code, the agent's structured output and
+known message patterns, with the lines that decided it kept as evidence. What happens next:
+
+- transient failures (timeout, crash, unusable output, rate limit) are retried with the same agent, up to
+  ``max_retries`` times, after a backoff that doubles each time (``retry_backoff_seconds``, at most 5 minutes);
+- an auth failure, a missing binary or no change is not retried with that agent;
+- then ``fallback_strategy``: ``next_in_list`` tries the next agent for the role that is enabled, installed
+  and not cooling down; ``same_agent`` stops after the retries; ``fail`` stops at the first failure, no retries;
+- a rate-limited agent cools down for ``rate_limit_cooldown_seconds`` and an auth-failed one for an hour, for
+  every WP of the run and across doit's worker processes (see :class:`kittydoit.state.AgentHealth`).
+
+Retries, fallbacks and review cycles are counted separately, each against its own limit. When the options run
+out, :class:`NeedsHuman` says which agents were tried, why each failed, where the logs are and how to go on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from kittydoit.config import AgentSettings, Config
+from kittydoit.outputs import AgentOutput
+from kittydoit.process import ProcessResult
+from kittydoit.state import AgentHealth, WPRecord
+
+_BACKOFF_CAP = 300.0
+_AUTH_COOLDOWN = 3600.0
+
+# Message patterns for agents whose row names none of its own (checked after structured fields).
+_RATE_LIMIT = re.compile(
+    r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _-]?exhausted|overloaded", re.IGNORECASE
+)
+_AUTH = re.compile(
+    r"not logged in|unauthori[sz]ed|\b401\b|\b403\b|invalid (api )?key|api key|authenticat|no auth|"
+    r"log ?in required|please log ?in|credentials",
+    re.IGNORECASE,
+)
+
+
+class Outcome(StrEnum):
+    """How one agent attempt ended."""
+
+    SUCCESS = "success"
+    HUNG_AFTER_FINISH = "hung_after_finish"  # complete output, process stopped by kittydoit: result kept
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
+    CRASH = "crash"
+    UNUSABLE_OUTPUT = "unusable_output"
+    NO_CHANGE = "no_change"
+    NOT_INSTALLED = "not_installed"
+
+
+SUCCESSES = frozenset({Outcome.SUCCESS, Outcome.HUNG_AFTER_FINISH})
+TRANSIENT = frozenset({Outcome.TIMEOUT, Outcome.CRASH, Outcome.UNUSABLE_OUTPUT, Outcome.RATE_LIMITED})
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of one agent for one phase of a WP, and how it ended."""
+
+    agent: str
+    outcome: Outcome
+    detail: str  # a few words: "exit code 3", "timed out after 600 s"
+    evidence: tuple[str, ...] = ()
+    result: ProcessResult | None = field(default=None, repr=False)
+    output: AgentOutput | None = field(default=None, repr=False)
+
+    def __bool__(self) -> bool:
+        return self.outcome in SUCCESSES
+
+    def failed(self, outcome: Outcome, detail: str, *evidence: str) -> Attempt:
+        """Return this attempt judged as *outcome* (say, no verdict in a review that exited 0)."""
+        return replace(self, outcome=outcome, detail=detail, evidence=tuple(evidence) or self.evidence)
+
+
+class NeedsHuman(Exception):
+    """Every option for a phase failed; the message lists what was tried and how to go on."""
+
+
+def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput) -> Attempt:
+    """Decide how an attempt ended: structured fields first, then exit code and message patterns."""
+    spec = agent.spec
+    lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    if result.timed_out:
+        return Attempt(agent.id, Outcome.TIMEOUT, f"timed out after {result.duration:.0f} s",
+                       (f"still running after {result.duration:.0f} s",), result, output)  # fmt: skip
+    if result.idle_timed_out:
+        return Attempt(agent.id, Outcome.TIMEOUT, f"silent for too long ({result.duration:.0f} s in all)",
+                       ("no output for the idle limit",), result, output)  # fmt: skip
+    if result.finished_then_hung:
+        return Attempt(agent.id, Outcome.HUNG_AFTER_FINISH, "finished, then hung: stopped, result kept",
+                       ("final result printed, process still alive",), result, output)  # fmt: skip
+    if getattr(output, "auth_failed", False):
+        return Attempt(agent.id, Outcome.AUTH_FAILED, "authentication failed", _evidence(output, lines), result, output)
+    if getattr(output, "rate_limited", False):
+        return Attempt(agent.id, Outcome.RATE_LIMITED, "rate limited", _evidence(output, lines), result, output)
+    if result.returncode != 0 or output.error:
+        auth = _matching(lines, getattr(spec, "auth_patterns", ()), _AUTH)
+        if auth:
+            return Attempt(agent.id, Outcome.AUTH_FAILED, "authentication failed", auth, result, output)
+        limited = _matching(lines, getattr(spec, "rate_limit_patterns", ()), _RATE_LIMIT)
+        if limited:
+            return Attempt(agent.id, Outcome.RATE_LIMITED, "rate limited", limited, result, output)
+        detail = f"exit code {result.returncode}" if result.returncode else "reported an error"
+        evidence = (f"exit code {result.returncode}", *(_evidence(output, lines[-3:])))
+        return Attempt(agent.id, Outcome.CRASH, detail, evidence, result, output)
+    if not (output.final_text or "").strip():
+        return Attempt(agent.id, Outcome.UNUSABLE_OUTPUT, "no final answer in its output",
+                       ("exit code 0 but no result in the output",), result, output)  # fmt: skip
+    return Attempt(agent.id, Outcome.SUCCESS, "finished", (), result, output)
+
+
+def not_installed(agent: AgentSettings) -> Attempt:
+    return Attempt(agent.id, Outcome.NOT_INSTALLED, f"'{agent.spec.binary}' is not installed",
+                   (f"{agent.spec.binary}: not found on PATH",))  # fmt: skip
+
+
+def installed(agent: AgentSettings) -> bool:
+    """Tell whether the agent's binary can be found."""
+    return shutil.which(agent.spec.binary) is not None
+
+
+def backoff(config: Config, retry: int) -> float:
+    """Seconds to wait before retry number *retry* (1-based): doubling from ``retry_backoff_seconds``."""
+    return float(min(_BACKOFF_CAP, config.retry_backoff_seconds * 2 ** (retry - 1)))
+
+
+@dataclass
+class PhaseRun:
+    """Runs one phase of one WP across retries and fallbacks, recording every attempt."""
+
+    config: Config
+    health: AgentHealth
+    record: WPRecord
+    phase: str  # implement | review
+    log_path: str
+    sleep: Callable[[float], None] = time.sleep
+    tried: list[Attempt] = field(default_factory=list)
+
+    def run(
+        self,
+        candidates: Sequence[AgentSettings],
+        attempt: Callable[[AgentSettings], Attempt],
+        before: Callable[[AgentSettings], None] | None = None,
+    ) -> Attempt:
+        """Try *candidates* in order under the configured retry and fallback rules; return the successful attempt.
+
+        *attempt* runs one agent once and judges the result; *before* is called before each agent's first try.
+        """
+        strategy = self.config.fallback_strategy
+        retries_allowed = 0 if strategy == "fail" else self.config.max_retries
+        used = 0
+        for agent in self._order(candidates):
+            if used and strategy != "next_in_list":
+                break
+            if not installed(agent):
+                self._note(not_installed(agent))
+                continue
+            if used:
+                self.record.count("fallbacks")
+            used += 1
+            if before:
+                before(agent)
+            for retry in range(retries_allowed + 1):
+                if retry:
+                    self.record.count("retries")
+                wait = self._wait(agent, retry)
+                if wait > 0:
+                    self.sleep(wait)
+                result = attempt(agent)
+                self._note(result, retry=retry)
+                if result:
+                    return result
+                if result.outcome not in TRANSIENT:
+                    break
+        raise NeedsHuman(self._summary())
+
+    def _order(self, candidates: Iterable[AgentSettings]) -> list[AgentSettings]:
+        """Put agents cooling down after the others, so other WPs don't burn attempts on them."""
+        ready, cooling = [], []
+        for agent in candidates:
+            (cooling if self.health.cooling_until(agent.id) else ready).append(agent)
+        return ready + cooling
+
+    def _wait(self, agent: AgentSettings, retry: int) -> float:
+        """Return how long to wait before this try: the backoff, or until the agent's cooldown ends."""
+        wait = backoff(self.config, retry) if retry else 0.0
+        until = self.health.cooling_until(agent.id)
+        if until is not None:
+            wait = max(wait, until - time.time())
+        return wait
+
+    def _note(self, attempt: Attempt, retry: int = 0) -> None:
+        if not attempt:
+            self.tried.append(attempt)
+        cooldown = None
+        if attempt.outcome is Outcome.RATE_LIMITED:
+            cooldown = float(self.config.rate_limit_cooldown_seconds)
+        elif attempt.outcome is Outcome.AUTH_FAILED:
+            cooldown = _AUTH_COOLDOWN
+        if attempt.outcome is not Outcome.NOT_INSTALLED:
+            self.health.record(attempt.agent, attempt.outcome.value, cooldown=cooldown)
+        self.record.add_attempt(describe(attempt, self.phase, retry))
+
+    def _summary(self) -> str:
+        if not self.tried:
+            return f"no agent could be used for the {self.phase} phase"
+        by_agent: dict[str, list[Attempt]] = {}
+        for attempt in self.tried:
+            by_agent.setdefault(attempt.agent, []).append(attempt)
+        parts = []
+        for agent, attempts in by_agent.items():
+            last = attempts[-1]
+            times = f" ({len(attempts)} attempts)" if len(attempts) > 1 else ""
+            why = f"{last.outcome.value}: {last.detail}"
+            telling = [e for e in last.evidence if e != last.detail and not e.startswith("exit code")][:2]
+            if telling:
+                why += f" [{' | '.join(e[:160] for e in telling)}]"
+            parts.append(f"{agent}{times} {why}")
+        return f"every agent failed ({'; '.join(parts)})"
+
+
+def describe(attempt: Attempt, phase: str, retry: int) -> dict[str, Any]:
+    """Return the state-file record of an attempt."""
+    record: dict[str, Any] = {
+        "phase": phase,
+        "agent": attempt.agent,
+        "class": attempt.outcome.value,
+        "detail": attempt.detail,
+        "evidence": list(attempt.evidence),
+        "retry": retry,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if attempt.result is not None:
+        record |= {"exit_code": attempt.result.returncode, "duration": round(attempt.result.duration, 3)}
+    if attempt.output is not None:
+        for name in ("session_id", "input_tokens", "output_tokens", "cost_usd"):
+            value = getattr(attempt.output, name, None)
+            if value is not None:
+                record[name] = value
+    return record
+
+
+def _matching(lines: Sequence[str], own: Iterable[str], generic: re.Pattern[str]) -> tuple[str, ...]:
+    patterns = [re.compile(p, re.IGNORECASE) for p in own] or [generic]
+    return tuple(line.strip()[:200] for line in lines if any(p.search(line) for p in patterns))[-3:]
+
+
+def _evidence(output: AgentOutput, lines: Sequence[str]) -> tuple[str, ...]:
+    own = tuple(getattr(output, "evidence", ()) or ())
+    if own:
+        return own
+    if output.error:
+        return (output.error[:200],)
+    return tuple(line.strip()[:200] for line in lines[-3:])

@@ -1,0 +1,264 @@
+"""The run state: what a run is doing and did, for ``kittydoit status``, the live view, the summary and CI.
+
+Three kinds of files, each with one writer, so parallel doit workers never contend for one big file:
+
+- ``.kittify/kittydoit/<feature>/wps/WPxx.json`` -- one WP's live record (status, phase, agent, every attempt
+  with its class and evidence, retries, fallbacks, review cycles, timings), written by the worker running it.
+- ``.kittify/kittydoit/<feature>/agent-health.json`` -- per agent: consecutive failures, last success, cooling
+  down until; read by every worker choosing an agent, updated under a lock after each attempt.
+- ``.kittify/orchestration-state.json`` -- the whole picture per feature (``runs.<feature>``: run id, start, end,
+  status, per-WP records, agent health), merged by the orchestrator's main process at each doit event and at the
+  end of the run.
+
+Every write is atomic (a temporary file, then rename) and keeps the previous copy as ``<name>.prev``. A file
+that cannot be read is reported, set aside as ``<name>.corrupt-<time>`` and replaced: never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = Path(".kittify") / "orchestration-state.json"
+SCHEMA_VERSION = 1
+
+# WP statuses in the state
+PENDING, RUNNING, DONE, FAILED, BLOCKED, SKIPPED = "pending", "running", "done", "failed", "blocked", "skipped"
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- files ----------------------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """Return the JSON object in *path*; None when there is none. A corrupt file is set aside, not fatal."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log.warning("%s cannot be read (%s); carrying on without it", path, error.strerror)
+        return None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        with contextlib.suppress(OSError):  # someone else moved it already
+            os.replace(path, aside)
+        log.warning("%s was unreadable (%s); set aside as %s", path, error, aside.name)
+        previous = path.with_name(path.name + ".prev")
+        if previous.exists() and previous != path:
+            with contextlib.suppress(ValueError, OSError):
+                data = json.loads(previous.read_text(encoding="utf-8"))
+                if isinstance(data, dict):
+                    return data
+        return None
+    return data
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write *data* to *path* atomically, keeping the previous version as ``<name>.prev``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        if path.exists():  # keep the previous version; a hard link leaves *path* in place all along
+            prev_tmp = path.with_name(f".{path.name}.prev.tmp")
+            prev_tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # it went away meanwhile: nothing to keep
+                os.link(path, prev_tmp)
+                os.replace(prev_tmp, path.with_name(path.name + ".prev"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on *lock_path* (created when missing)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---- one WP, written by the worker running it -------------------------------------------------------------
+
+
+class WPRecord:
+    """The live record of one WP in the current run."""
+
+    def __init__(self, path: Path, wp_id: str, run_id: str | None, clock: Callable[[], datetime]) -> None:
+        self.path = path
+        self.clock = clock
+        data = read_json(path) or {}
+        if data.get("run") != run_id:
+            data = {"wp": wp_id, "run": run_id, "attempts": [], "retries": 0, "fallbacks": 0, "review_cycles": 0}
+        self.data: dict[str, Any] = data
+
+    def update(self, **fields: Any) -> None:
+        """Set *fields* and write the record."""
+        self.data.update(fields)
+        self.data["updated"] = iso(self.clock())
+        write_json(self.path, self.data)
+
+    def start(self, phase: str) -> None:
+        self.update(status=RUNNING, phase=phase, started=self.data.get("started") or iso(self.clock()),
+                    phase_started=iso(self.clock()), ended=None, reason=None)  # fmt: skip
+
+    def add_attempt(self, attempt: Mapping[str, Any]) -> None:
+        self.data["attempts"].append(dict(attempt))
+        self.update()
+
+    def count(self, key: str) -> None:
+        self.update(**{key: int(self.data.get(key, 0)) + 1})
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        self.update(status=status, phase=None, ended=iso(self.clock()), reason=reason)
+
+
+# ---- agent health, shared by all workers ------------------------------------------------------------------
+
+
+class AgentHealth:
+    """Per-agent health for a feature's runs: failures, last success, cooling-down deadline."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
+        self.path = path
+        self.clock = clock
+
+    def snapshot(self) -> dict[str, Any]:
+        return read_json(self.path) or {}
+
+    def cooling_until(self, agent_id: str) -> float | None:
+        """Return the epoch time until which *agent_id* should not be used, or None when it may be."""
+        until = self.snapshot().get(agent_id, {}).get("cooling_down_until_epoch")
+        if until is None or until <= self.clock().timestamp():
+            return None
+        return float(until)
+
+    def record(self, agent_id: str, outcome: str, *, cooldown: float | None = None) -> None:
+        """Record an attempt's outcome; *cooldown* seconds marks the agent unavailable for every WP."""
+        with locked(self.path.with_suffix(".lock")):
+            data = self.snapshot()
+            entry = data.setdefault(agent_id, {"consecutive_failures": 0, "last_success": None})
+            now = self.clock()
+            if outcome in ("success", "hung_after_finish"):
+                entry.update(consecutive_failures=0, last_success=iso(now))
+            else:
+                entry["consecutive_failures"] = int(entry.get("consecutive_failures", 0)) + 1
+                entry["last_failure"] = {"class": outcome, "at": iso(now)}
+            if cooldown:
+                until = now.timestamp() + cooldown
+                entry["cooling_down_until_epoch"] = until
+                entry["cooling_down_until"] = iso(datetime.fromtimestamp(until, now.tzinfo))
+            write_json(self.path, data)
+
+
+# ---- the whole picture, merged by the main process --------------------------------------------------------
+
+
+class RunState:
+    """``.kittify/orchestration-state.json``: the current or last run of each feature."""
+
+    def __init__(self, root: Path, feature: str, feature_state: Path, clock: Callable[[], datetime]) -> None:
+        self.path = root / STATE_FILE
+        self.feature = feature
+        self.wp_dir = feature_state / "wps"
+        self.health = AgentHealth(feature_state / "agent-health.json", clock)
+        self.run_file = feature_state / "run.json"
+        self.clock = clock
+
+    def start(self, *, wps: list[str], pid: int, argv: list[str]) -> str:
+        """Record a new run of the feature; return its id."""
+        now = self.clock()
+        run_id = new_run_id(now)
+        run = {"id": run_id, "feature": self.feature, "started": iso(now), "ended": None, "status": "running",
+               "pid": pid, "argv": argv}  # fmt: skip
+        write_json(self.run_file, run)
+        for stale in self.wp_dir.glob("*.json") if self.wp_dir.is_dir() else []:
+            stale.unlink()
+        self._merge(lambda entry: entry.update(run=run, wps={wp: {"status": PENDING} for wp in wps}))
+        return run_id
+
+    def run_id(self) -> str | None:
+        data = read_json(self.run_file) or {}
+        return data.get("id")
+
+    def wp_file(self, wp_id: str) -> Path:
+        return self.wp_dir / f"{wp_id}.json"
+
+    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
+        """Merge WP *wp_id*'s live record (and the status doit reported) into the state file."""
+        record = read_json(self.wp_file(wp_id)) or {}
+        if status:
+            record["status"] = status
+        if reason:
+            record["reason"] = reason
+
+        def apply(entry: dict[str, Any]) -> None:
+            entry.setdefault("wps", {})[wp_id] = {**entry.get("wps", {}).get(wp_id, {}), **record}
+
+        self._merge(apply)
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        """Record the end of the run with *status* (completed, failed, aborted, error)."""
+        run = read_json(self.run_file) or {}
+        run.update(ended=iso(self.clock()), status=status, reason=reason)
+        write_json(self.run_file, run)
+
+        def apply(entry: dict[str, Any]) -> None:
+            entry["run"] = run
+            wps = entry.setdefault("wps", {})
+            for wp_id, wp in wps.items():
+                final = wp.get("status") not in (None, PENDING, RUNNING)
+                decided = {k: wp[k] for k in ("status", "reason") if final and k in wp}
+                wps[wp_id] = {**wp, **(read_json(self.wp_file(wp_id)) or {}), **decided}
+                if wps[wp_id].get("status") == RUNNING:
+                    wps[wp_id]["status"] = "interrupted"
+
+        self._merge(apply)
+
+    def _merge(self, apply: Callable[[dict[str, Any]], None]) -> None:
+        with locked(self.path.with_name(self.path.name + ".lock")):
+            data = read_json(self.path) or {}
+            if data.get("version") != SCHEMA_VERSION:
+                data = {"version": SCHEMA_VERSION, "runs": {}}
+            entry = data.setdefault("runs", {}).setdefault(self.feature, {})
+            apply(entry)
+            entry["agents"] = self.health.snapshot()
+            data["last_feature"] = self.feature
+            write_json(self.path, data)
+
+
+def load(root: Path) -> dict[str, Any]:
+    """Return the orchestration state of the repository at *root* (empty when there is none)."""
+    data = read_json(root / STATE_FILE) or {}
+    return data if data.get("version") == SCHEMA_VERSION else {"version": SCHEMA_VERSION, "runs": {}}
