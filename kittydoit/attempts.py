@@ -5,6 +5,7 @@ known message patterns, with the lines that decided it kept as evidence. What ha
 
 - transient failures (timeout, crash, unusable output, rate limit) are retried with the same agent, up to
   ``max_retries`` times, after a backoff that doubles each time (``retry_backoff_seconds``, at most 5 minutes);
+  a rate-limited agent is retried only when no other agent can take over, and not before its cooldown ends;
 - an auth failure, a missing binary or no change is not retried with that agent;
 - then ``fallback_strategy``: ``next_in_list`` tries the next agent for the role that is enabled, installed
   and not cooling down; ``same_agent`` stops after the retries; ``fail`` stops at the first failure, no retries;
@@ -85,8 +86,12 @@ class NeedsHuman(Exception):
     """Every option for a phase failed; the message lists what was tried and how to go on."""
 
 
-def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput) -> Attempt:
-    """Decide how an attempt ended: structured fields first, then exit code and message patterns."""
+def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput, *, need_answer: bool) -> Attempt:
+    """Decide how an attempt ended: structured fields first, then exit code and message patterns.
+
+    *need_answer*: a missing final answer makes the attempt unusable (reviews, and agents with structured
+    output, whose result record is missing only when something went wrong).
+    """
     spec = agent.spec
     lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
     if result.timed_out:
@@ -98,9 +103,9 @@ def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput) -
     if result.finished_then_hung:
         return Attempt(agent.id, Outcome.HUNG_AFTER_FINISH, "finished, then hung: stopped, result kept",
                        ("final result printed, process still alive",), result, output)  # fmt: skip
-    if getattr(output, "auth_failed", False):
+    if output.auth_failed:
         return Attempt(agent.id, Outcome.AUTH_FAILED, "authentication failed", _evidence(output, lines), result, output)
-    if getattr(output, "rate_limited", False):
+    if output.rate_limited:
         return Attempt(agent.id, Outcome.RATE_LIMITED, "rate limited", _evidence(output, lines), result, output)
     if result.returncode != 0 or output.error:
         auth = _matching(lines, getattr(spec, "auth_patterns", ()), _AUTH)
@@ -112,7 +117,7 @@ def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput) -
         detail = f"exit code {result.returncode}" if result.returncode else "reported an error"
         evidence = (f"exit code {result.returncode}", *(_evidence(output, lines[-3:])))
         return Attempt(agent.id, Outcome.CRASH, detail, evidence, result, output)
-    if not (output.final_text or "").strip():
+    if need_answer and not (output.final_text or "").strip():
         return Attempt(agent.id, Outcome.UNUSABLE_OUTPUT, "no final answer in its output",
                        ("exit code 0 but no result in the output",), result, output)  # fmt: skip
     return Attempt(agent.id, Outcome.SUCCESS, "finished", (), result, output)
@@ -157,7 +162,7 @@ class PhaseRun:
         """
         strategy = self.config.fallback_strategy
         retries_allowed = 0 if strategy == "fail" else self.config.max_retries
-        used = 0
+        used = tries = 0
         for agent in self._order(candidates):
             if used and strategy != "next_in_list":
                 break
@@ -175,13 +180,26 @@ class PhaseRun:
                 wait = self._wait(agent, retry)
                 if wait > 0:
                     self.sleep(wait)
+                tries += 1
+                self.record.update(agent=agent.id, attempt=tries)
                 result = attempt(agent)
                 self._note(result, retry=retry)
                 if result:
                     return result
                 if result.outcome not in TRANSIENT:
                     break
+                if result.outcome is Outcome.RATE_LIMITED and strategy == "next_in_list" and self._others(
+                    candidates, agent
+                ):
+                    break  # it cools down; another agent takes over rather than waiting
         raise NeedsHuman(self._summary())
+
+    def _others(self, candidates: Iterable[AgentSettings], agent: AgentSettings) -> bool:
+        """Tell whether an agent other than *agent* could take over now."""
+        return any(
+            other.id != agent.id and installed(other) and not self.health.cooling_until(other.id)
+            for other in candidates
+        )
 
     def _order(self, candidates: Iterable[AgentSettings]) -> list[AgentSettings]:
         """Put agents cooling down after the others, so other WPs don't burn attempts on them."""
@@ -255,9 +273,8 @@ def _matching(lines: Sequence[str], own: Iterable[str], generic: re.Pattern[str]
 
 
 def _evidence(output: AgentOutput, lines: Sequence[str]) -> tuple[str, ...]:
-    own = tuple(getattr(output, "evidence", ()) or ())
-    if own:
-        return own
+    if output.evidence:
+        return output.evidence
     if output.error:
         return (output.error[:200],)
     return tuple(line.strip()[:200] for line in lines[-3:])

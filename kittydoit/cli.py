@@ -7,6 +7,7 @@ name (``kittydoit -n 4 run``), which plain doit does not allow.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -16,7 +17,10 @@ from typing import Any
 from doit.cmd_base import Command, NamespaceTaskLoader
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, scaffold
+from kittydoit import __version__, scaffold, session, status
+from kittydoit.context import Paths
+from kittydoit.feature import find_root
+from kittydoit.git import Git
 from kittydoit.dodo import doit_namespace
 from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
 from kittydoit.reporter import Reporter
@@ -27,6 +31,8 @@ OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty f
   kittydoit -n 4 run             implement and review every work package, four at a time
   kittydoit list                 the work packages, with their titles
   kittydoit forget WP03          make WP03 (and then what depends on it) run again
+  kittydoit status [--json]      where a run stands (from any terminal, during or after it)
+  kittydoit abort                stop a running orchestration from another terminal
   kittydoit example [DIR]        create a repository with the example feature and a local example agent
 
 Global option: --feature NNN-slug  (when kitty-specs/ holds several features)
@@ -106,9 +112,59 @@ class Example(Command):  # type: ignore[misc]
         return EXIT_OK
 
 
+opt_feature_cmd = {**opt_feature, "section": "", "help": "the feature: NNN-slug, NNN, or its folder [default: the one running, else the last one run]"}
+
+
+class StatusCmd(Command):  # type: ignore[misc]
+    name = "status"
+    doc_purpose = "show where a run stands: done/total, active WPs with agent, phase and time, failed and blocked"
+    doc_usage = "[--feature NNN-slug] [--json]"
+    doc_description = (
+        "Works from any terminal, while a run is going or after it. Without --feature it shows the feature whose "
+        "run is going, else the last one run.\n\nExamples:\n  kittydoit status\n  kittydoit status --json | jq .counts"
+    )
+    cmd_options = (
+        opt_feature_cmd,
+        {"name": "json", "short": "", "long": "json", "type": bool, "default": False,
+         "help": "print the state as JSON for scripts"},
+    )  # fmt: skip
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        current = status.read_status(Path.cwd(), params["feature"])
+        _emit(json.dumps(current.as_json(), indent=2) if params["json"] else status.render(current))
+        return EXIT_OK
+
+
+class Abort(Command):  # type: ignore[misc]
+    name = "abort"
+    doc_purpose = "stop a running orchestration from another terminal; no process of the run survives"
+    doc_usage = "[--feature NNN-slug] [--remove-worktrees] [--timeout SECONDS]"
+    doc_description = (
+        "Sends the orchestrator SIGTERM, as Ctrl-C would: it stops every agent (whole process groups), records "
+        "the run as aborted, and exits. If it has not stopped after --timeout seconds it is killed and any agent "
+        "left is stopped. Worktrees are kept (their work is not lost); `kittydoit run` resumes.\n\n"
+        "Example:\n  kittydoit abort --feature 001-demo"
+    )
+    cmd_options = (
+        opt_feature_cmd,
+        {"name": "remove_worktrees", "short": "", "long": "remove-worktrees", "type": bool, "default": False,
+         "help": "also remove the feature's worktrees (their branches are kept)"},
+        {"name": "timeout", "short": "", "long": "timeout", "type": float, "default": 60.0,
+         "help": "seconds to wait for the run to stop before killing it [default: %(default)s]"},
+    )  # fmt: skip
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        root = find_root(Path.cwd())
+        paths = Paths(root=root, feature=status.choose_feature(root, params["feature"]))
+        git = Git(root, paths.git_lock)
+        lines = session.abort(paths, git, remove_worktrees=params["remove_worktrees"], timeout=params["timeout"])
+        _emit("\n".join(lines))
+        return EXIT_OK
+
+
 class KittyDoitMain(DoitMain):  # type: ignore[misc]
     BIN_NAME = "kittydoit"
-    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example)
+    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example, StatusCmd, Abort)
 
     def run(self, all_args: Sequence[str]) -> int:
         args = list(all_args)
@@ -125,6 +181,15 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
             return reporter.exit_code()  # doit says 2 for a WP blocked by a failed one; that is a failed WP
         return code
+
+
+def _emit(text: str) -> None:
+    """Print *text*; a reader that went away (``kittydoit status | head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
 
 
 def _code(result: object) -> int:

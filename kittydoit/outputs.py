@@ -22,6 +22,9 @@ class AgentOutput:
     output_tokens: int | None = None
     cost_usd: float | None = None
     error: str | None = None  # an error the agent reported in structured output
+    rate_limited: bool = False  # the structured output says so (e.g. HTTP 429)
+    auth_failed: bool = False  # the structured output says so (not logged in, bad key)
+    evidence: tuple[str, ...] = ()  # the output lines that decided the above
 
 
 def parse_text(stdout: str, stderr: str) -> AgentOutput:

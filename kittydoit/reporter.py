@@ -52,7 +52,8 @@ class Reporter:
 
     def initialize(self, tasks: Mapping[str, Any], selected_tasks: list[str]) -> None:
         wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
-        self.session.start(wps)
+        feature = self.ctx.feature.wps
+        self.session.start({wp: feature[wp].title for wp in wps if wp in feature})
         self.ran = True
         self.started = time.monotonic()
         self.tally.total = len(wps)

@@ -21,15 +21,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from kittydoit.context import Context, Paths
+from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
 from kittydoit.process import stop_recorded
-from kittydoit.state import RunState
+from kittydoit.state import RunState, read_json
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Session:
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
 
-    def start(self, wps: Sequence[str]) -> None:
+    def start(self, wps: Mapping[str, str]) -> None:
         """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM."""
         paths = self.ctx.paths
         paths.state.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ class Session:
         self.stopped_leftovers = stop_recorded(paths.pids)
         if self.stopped_leftovers:
             log.warning("stopped %d agent process group(s) left by a killed run", len(self.stopped_leftovers))
-        self.run_id = self.state.start(wps=list(wps), pid=os.getpid(), argv=sys.argv)
+        self.run_id = self.state.start(wps=wps, pid=os.getpid(), argv=sys.argv)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._on_signal)
         _exclude_runtime_files(self.ctx)
@@ -85,6 +85,9 @@ class Session:
         try:
             if self.run_id is not None:
                 self.flush()
+                if status == "aborted" and not self.stop_reason:
+                    aborted = self.ctx.paths.abort_request.exists()
+                    self.stop_reason = "aborted with `kittydoit abort`" if aborted else "interrupted"
                 self.state.finish("aborted" if self.stop_reason else status, self.stop_reason)
         finally:
             for sig, handler in self._previous.items():
@@ -161,3 +164,51 @@ def _exclude_runtime_files(ctx: Context) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         prefix = "" if not text or text.endswith("\n") else "\n"
         path.write_text(text + prefix + "# kittydoit runtime files\n" + "\n".join(missing) + "\n", encoding="utf-8")
+
+
+def abort(paths: Paths, git: Any, *, remove_worktrees: bool, timeout: float = 60.0) -> list[str]:
+    """Stop the run of a feature from another terminal; return lines saying what was done.
+
+    The orchestrator gets SIGTERM (as from Ctrl-C, it stops its workers, which stop their agents' process
+    groups, and records the run as aborted). If it is still there after *timeout* seconds it is killed, and any
+    agent process group left behind is stopped. Worktrees are kept unless *remove_worktrees*.
+    """
+    lines: list[str] = []
+    pid = running_pid(paths)
+    if pid is None:
+        lines.append(f"no kittydoit run is going for {paths.feature}")
+    else:
+        paths.abort_request.parent.mkdir(parents=True, exist_ok=True)
+        paths.abort_request.write_text(str(os.getpid()))
+        if pid > 0:
+            with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
+                os.kill(pid, signal.SIGTERM)
+        if not _wait_unlocked(paths, timeout) and pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            lines.append(f"the orchestrator (pid {pid}) did not stop within {timeout:.0f} s: killed it")
+            _wait_unlocked(paths, timeout)
+        lines.append(f"stopped the run of {paths.feature} (orchestrator pid {pid})")
+    leftovers = stop_recorded(paths.pids)
+    if leftovers:
+        lines.append(f"stopped {len(leftovers)} agent process group(s) left behind")
+    run = RunState(paths.root, paths.feature, paths.state, utc_now)
+    if pid is not None and (read_json(paths.run_file) or {}).get("status") == "running":
+        run.finish("aborted", "aborted with `kittydoit abort`")
+    worktrees = sorted(paths.worktree("WP").parent.glob(f"{paths.feature}-WP*"))
+    if remove_worktrees:
+        for worktree in worktrees:
+            git.run("worktree", "remove", "--force", str(worktree), check=False)
+        lines.append(f"removed {len(worktrees)} worktree(s); their branches are kept")
+    elif worktrees:
+        lines.append(f"kept {len(worktrees)} worktree(s) in .worktrees/ (--remove-worktrees removes them)")
+    return lines
+
+
+def _wait_unlocked(paths: Paths, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if running_pid(paths) is None:
+            return True
+        time.sleep(0.1)
+    return False

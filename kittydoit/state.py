@@ -196,7 +196,7 @@ class RunState:
         self.run_file = feature_state / "run.json"
         self.clock = clock
 
-    def start(self, *, wps: list[str], pid: int, argv: list[str]) -> str:
+    def start(self, *, wps: Mapping[str, str], pid: int, argv: list[str]) -> str:
         """Record a new run of the feature; return its id."""
         now = self.clock()
         run_id = new_run_id(now)
@@ -205,7 +205,8 @@ class RunState:
         write_json(self.run_file, run)
         for stale in self.wp_dir.glob("*.json") if self.wp_dir.is_dir() else []:
             stale.unlink()
-        self._merge(lambda entry: entry.update(run=run, wps={wp: {"status": PENDING} for wp in wps}))
+        fresh = {wp: {"status": PENDING, "title": title} for wp, title in wps.items()}
+        self._merge(lambda entry: entry.update(run=run, wps=fresh))
         return run_id
 
     def run_id(self) -> str | None:

@@ -333,7 +333,8 @@ def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSe
     except PermissionError:
         attempt = Attempt(agent.id, Outcome.CRASH, f"'{argv[0]}' is not executable", (f"{argv[0]}: permission denied",))
     else:
-        attempt = classify(agent, result, outputs.parse(agent.spec.output, result.stdout, result.stderr))
+        output = outputs.parse(agent.spec.output, result.stdout, result.stderr)
+        attempt = classify(agent, result, output, need_answer=role == "review" or agent.spec.output != "text")
     took = f" after {attempt.result.duration:.1f} s" if attempt.result and attempt.outcome is not Outcome.TIMEOUT else ""
     evidence = f" [{'; '.join(attempt.evidence)}]" if attempt.evidence and not attempt else ""
     _note(log_path, f"{agent.id}: {attempt.outcome.value}, {attempt.detail}{took}{evidence}")

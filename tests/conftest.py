@@ -110,16 +110,27 @@ class Repo:
         )
 
 
-def agents_yaml(state: Path, plan: Path, extra: str = "") -> str:
-    def command(role: str) -> str:
-        parts = [sys.executable, str(FAKE_AGENT), role, "--state", str(state), "--plan", str(plan)]
+def agents_yaml(
+    state: Path,
+    plan: Path,
+    extra: str = "",
+    implementers: Iterable[str] = ("fake-coder",),
+    reviewers: Iterable[str] = ("fake-reviewer",),
+) -> str:
+    """Return an agents.yaml of fake agents (tests/fake_agent.py), each told its name with --name."""
+
+    def command(role: str, name: str) -> str:
+        parts = [sys.executable, str(FAKE_AGENT), role, "--state", str(state), "--plan", str(plan), "--name", name]
         return "[" + ", ".join(json.dumps(p) for p in parts) + "]"
 
+    implementers, reviewers = list(implementers), list(reviewers)
+    lines = ["agents:"]
+    for role, names, kind in (("implement", implementers, "implementation"), ("review", reviewers, "review")):
+        for name in names:
+            lines += [f"  {name}:", f"    command: {command(role, name)}", f"    roles: [{kind}]"]
     return (
-        "agents:\n"
-        f"  fake-coder:\n    command: {command('implement')}\n    roles: [implementation]\n"
-        f"  fake-reviewer:\n    command: {command('review')}\n    roles: [review]\n"
-        "defaults:\n  implementation: [fake-coder]\n  review: [fake-reviewer]\n"
+        "\n".join(lines) + "\n"
+        f"defaults:\n  implementation: [{', '.join(implementers)}]\n  review: [{', '.join(reviewers)}]\n"
         + ("" if "retry_backoff_seconds" in extra else "retry_backoff_seconds: 0  # tests need no backoff\n")
         + extra
     )
@@ -132,6 +143,8 @@ def make_repo(
     lanes: Mapping[str, str] | None = None,
     config_extra: str = "",
     layout: str = "flat",
+    implementers: Iterable[str] = ("fake-coder",),
+    reviewers: Iterable[str] = ("fake-reviewer",),
 ) -> Repo:
     """Create a committed repository whose feature 001-demo has *wps* (id -> dependencies)."""
     tasks = root / "kitty-specs" / FEATURE / "tasks"
@@ -146,7 +159,7 @@ def make_repo(
     plan = root.parent / f"{root.name}-plan.json"
     plan.write_text("{}")
     (root / ".kittify").mkdir()
-    (root / ".kittify" / "agents.yaml").write_text(agents_yaml(state, plan, config_extra))
+    (root / ".kittify" / "agents.yaml").write_text(agents_yaml(state, plan, config_extra, implementers, reviewers))
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "feature")

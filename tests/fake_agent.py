@@ -11,6 +11,9 @@ list of steps, used in order, one per call (the last step repeats)::
 
     {"WP02": {"review": [{"verdict": "CHANGES_REQUESTED", "say": "add tests"}, {"verdict": "APPROVED"}]}}
 
+``--name NAME`` tells several configured fake agents apart: a plan key ``"implement@NAME"`` applies to that
+agent only (counted separately), before the plain ``"implement"``.
+
 Step keys (all optional):
   ``write``     {path: text} files to write (default for implement: {"<WP>.txt": "<call number>"})
   ``verdict``   APPROVED | CHANGES_REQUESTED | none  (review; default APPROVED)
@@ -41,6 +44,7 @@ def main() -> int:
     parser.add_argument("role", choices=["implement", "review"])
     parser.add_argument("--plan", type=Path)
     parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--name", default="fake")
     parser.add_argument("prompt", nargs="?")
     args = parser.parse_args()
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
@@ -48,13 +52,15 @@ def main() -> int:
     wp = match.group(0) if match else "WP??"
     args.state.mkdir(parents=True, exist_ok=True)
     plan = json.loads(args.plan.read_text()) if args.plan else {}
-    steps = plan.get(wp, {}).get(args.role, [{}])
-    count = _count(args.state, f"{wp}-{args.role}")
+    own = f"{args.role}@{args.name}"
+    key = own if own in plan.get(wp, {}) else args.role
+    steps = plan.get(wp, {}).get(key, [{}])
+    count = _count(args.state, f"{wp}-{key}")
     step = steps[min(count - 1, len(steps) - 1)]
-    started = time.time()
-    _record(args.state, {"wp": wp, "role": args.role, "call": count, "pid": os.getpid(), "start": started})
+    entry = {"wp": wp, "role": args.role, "agent": args.name, "call": count, "pid": os.getpid()}
+    _record(args.state, {**entry, "start": time.time()})
     code = _act(args.role, wp, count, step, args.state, prompt)
-    _record(args.state, {"wp": wp, "role": args.role, "call": count, "pid": os.getpid(), "end": time.time()})
+    _record(args.state, {**entry, "end": time.time()})
     return code
 
 

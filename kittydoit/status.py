@@ -1,0 +1,159 @@
+"""Where a run stands, from any terminal, while it runs or after: ``kittydoit status``.
+
+It reads the state files (see :mod:`kittydoit.state`), never the WP files, so it works while agents are busy
+and even when a WP file is half-edited. A run is *running* while its run lock is held.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kittydoit.context import Paths
+from kittydoit.errors import UserError
+from kittydoit.feature import find_root, select_feature
+from kittydoit.session import running_pid
+from kittydoit.state import BLOCKED, DONE, FAILED, PENDING, RUNNING, SKIPPED, load, read_json
+
+
+@dataclass
+class Status:
+    """A feature's run, as the state files tell it."""
+
+    feature: str
+    run: dict[str, Any]
+    wps: dict[str, dict[str, Any]]
+    agents: dict[str, Any]
+    pid: int | None  # the orchestrator's pid while the run is going
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "running": self.running,
+            "pid": self.pid if self.pid and self.pid > 0 else None,
+            "run": self.run,
+            "counts": self.counts,
+            "active": {wp: r for wp, r in self.wps.items() if r.get("status") == RUNNING},
+            "wps": self.wps,
+            "agents": self.agents,
+        }
+
+
+def choose_feature(root: Path, feature: str | None) -> str:
+    """Return the feature meant: the one named, else the one running, else the last one run, else the only one."""
+    if feature:
+        return select_feature(root, feature).name
+    specs = root / "kitty-specs"
+    running = [p.name for p in sorted(specs.iterdir()) if p.is_dir() and running_pid(Paths(root, p.name))]
+    if len(running) == 1:
+        return running[0]
+    last = load(root).get("last_feature")
+    return str(last) if last else select_feature(root, None).name
+
+
+def read_status(start: Path, feature: str | None) -> Status:
+    """Return the status of *feature* (see :func:`choose_feature`) in the repository at *start*."""
+    root = find_root(start)
+    state = load(root)
+    name = choose_feature(root, feature)
+    entry = state.get("runs", {}).get(name)
+    if entry is None:
+        raise UserError(root / ".kittify", f"no kittydoit run of {name} is recorded yet; start one with `kittydoit run`")
+    paths = Paths(root=root, feature=name)
+    wps: dict[str, dict[str, Any]] = {}
+    run_id = entry.get("run", {}).get("id")
+    for wp_id, record in entry.get("wps", {}).items():
+        live = read_json(paths.wp_record(wp_id)) or {}
+        merged = dict(record)
+        if live.get("run") == run_id:  # the worker's record is fresher; doit's verdict stays
+            merged.update(live)
+            if record.get("status") in (DONE, FAILED, BLOCKED, SKIPPED):
+                merged.update({k: record[k] for k in ("status", "reason") if record.get(k)})
+        wps[wp_id] = merged
+    pid = running_pid(paths)
+    if pid is None:  # not running: a WP still marked running was cut off
+        for record in wps.values():
+            if record.get("status") == RUNNING:
+                record["status"] = "interrupted"
+    counts: dict[str, int] = {}
+    for record in wps.values():
+        counts[record.get("status", PENDING)] = counts.get(record.get("status", PENDING), 0) + 1
+    agents = read_json(paths.health) or entry.get("agents", {})
+    return Status(name, entry.get("run", {}), wps, agents, pid, counts)
+
+
+def render(status: Status, now: datetime | None = None) -> str:
+    """Return the human-readable status."""
+    now = now or datetime.now(UTC)
+    run = status.run
+    total = len(status.wps)
+    done = status.counts.get(DONE, 0) + status.counts.get(SKIPPED, 0)
+    if status.running:
+        state = f"running for {_ago(run.get('started'), now)}" + (f" (pid {status.pid})" if status.pid and status.pid > 0 else "")
+    else:
+        state = f"{run.get('status', 'unknown')}" + (f" ({run['reason']})" if run.get("reason") else "")
+        if run.get("ended"):
+            state += f", ended {_ago(run.get('ended'), now)} ago"
+    lines = [f"{status.feature}  run {run.get('id', '?')}  {state}"]
+    parts = [f"{done}/{total} done"]
+    for key in (RUNNING, FAILED, BLOCKED, "interrupted", PENDING):
+        if status.counts.get(key):
+            parts.append(f"{status.counts[key]} {key}")
+    lines.append("  " + " · ".join(parts))
+    active = [(wp, r) for wp, r in status.wps.items() if r.get("status") == RUNNING]
+    if active:
+        lines.append("  active:")
+        for wp, r in active:
+            attempt = f"attempt {r['attempt']}" if r.get("attempt") else ""
+            since = _ago(r.get("phase_started") or r.get("started"), now)
+            lines.append(
+                f"    {wp}  {_cut(r.get('title', ''), 28):28}  {r.get('phase') or 'waiting':16}  "
+                f"{r.get('agent') or '-':14}  {attempt:10}  {since}"
+            )
+    for key, label in ((FAILED, "failed"), (BLOCKED, "blocked"), ("interrupted", "interrupted")):
+        rows = [(wp, r) for wp, r in status.wps.items() if r.get("status") == key]
+        if rows:
+            lines.append(f"  {label}:")
+            for wp, r in rows:
+                lines.append(f"    {wp}  {r.get('reason') or r.get('phase') or ''}")
+    unhealthy = {a: h for a, h in status.agents.items() if h.get("consecutive_failures") or _cooling(h)}
+    if unhealthy:
+        lines.append("  agents:")
+        for agent, health in unhealthy.items():
+            text = f"{health.get('consecutive_failures', 0)} failures in a row"
+            if health.get("last_failure"):
+                text += f" (last: {health['last_failure'].get('class')})"
+            if _cooling(health):
+                text += f", cooling down until {health.get('cooling_down_until')}"
+            lines.append(f"    {agent}: {text}")
+    return "\n".join(lines)
+
+
+def _cooling(health: dict[str, Any]) -> bool:
+    until = health.get("cooling_down_until_epoch")
+    return bool(until and until > time.time())
+
+
+def _ago(stamp: str | None, now: datetime) -> str:
+    if not stamp:
+        return "?"
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "?"
+    seconds = max(0, int((now - then).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
