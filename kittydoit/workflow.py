@@ -252,6 +252,9 @@ def _review(phase: _Phase) -> dict[str, Any]:
         assert done.output is not None
         verdict = outputs.find_verdict(done.output.final_text)
         assert verdict is not None
+        said = "approved" if verdict.approved else "changes_requested"  # for the reporter's events and summary
+        phase.record.update(reviews=[*phase.record.data.get("reviews", []),
+                                     {"cycle": cycle, "reviewer": done.agent, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
             phase.lanes.approve(wp.id, reviewer=done.agent, note=f"Review passed{': ' + summary if summary else ''}")

@@ -21,6 +21,7 @@ Step keys (all optional):
   ``stdout``    exact text to print instead of everything else (for recorded agent outputs)
   ``stderr``    text to print on stderr
   ``sleep``     seconds to sleep before exiting
+  ``wait``      a path: after printing, wait until that file exists (a gate the test opens)
   ``exit``      exit code (default 0)
   ``child``     start a grandchild that sleeps this many seconds (its pid goes to DIR/children.txt)
   ``hang``      never exit (sleep forever, ignoring nothing)
@@ -92,6 +93,8 @@ def _act(role: str, wp: str, count: int, step: dict, state: Path, prompt: str) -
     if step.get("hang"):
         while True:
             time.sleep(3600)
+    while "wait" in step and not Path(step["wait"]).exists():
+        time.sleep(0.05)
     time.sleep(float(step.get("sleep", 0)))
     return int(step.get("exit", 0))
 
