@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import Command, NamespaceTaskLoader
+from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, scaffold, session, status
+from kittydoit import __version__, plan, scaffold, session, status
 from kittydoit.context import Paths
-from kittydoit.feature import find_root
+from kittydoit.feature import find_root, load_feature, select_feature
 from kittydoit.git import Git
 from kittydoit.dodo import doit_namespace
 from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
@@ -29,10 +29,12 @@ OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty f
 
   kittydoit init                 write dodo.py and .kittify/agents.yaml into this repository
   kittydoit -n 4 run             implement and review every work package, four at a time
+  kittydoit plan [-n 4]          what `run` would do: order, agents, graph, what is up to date
   kittydoit list                 the work packages, with their titles
   kittydoit forget WP03          make WP03 (and then what depends on it) run again
   kittydoit status [--json]      where a run stands (from any terminal, during or after it)
   kittydoit abort                stop a running orchestration from another terminal
+  kittydoit graph [--format dot] the WP dependency graph as Mermaid (or DOT), coloured by lane
   kittydoit example [DIR]        create a repository with the example feature and a local example agent
 
 Global option: --feature NNN-slug  (when kitty-specs/ holds several features)
@@ -162,9 +164,64 @@ class Abort(Command):  # type: ignore[misc]
         return EXIT_OK
 
 
+class PlanCmd(DoitCmdBase):  # type: ignore[misc]
+    name = "plan"
+    doc_purpose = "show what `run` would do, starting nothing: order, agents, dependency graph, what is up to date"
+    doc_usage = "[TASK ...] [-n N] [--json]"
+    doc_description = (
+        "Takes the same tasks as `run` (default: every WP). doit itself decides what is up to date, on a "
+        "read-only copy of the feature's database, and hands out the tasks in the order a run would; with -n N "
+        "the plan shows which WPs start at once. Nothing is started and no file is written.\n\n"
+        "Examples:\n  kittydoit plan\n  kittydoit plan -n 4 WP03\n  kittydoit plan --json | jq .order"
+    )
+    cmd_options = (
+        {"name": "num_process", "short": "n", "long": "process", "type": int, "default": 1,
+         "help": "plan for this many parallel workers, as `run -n N` [default: kittydoit's, 1]"},
+        {"name": "as_json", "short": "", "long": "json", "type": bool, "default": False,
+         "help": "print the plan as JSON for scripts"},
+    )  # fmt: skip
+
+    def get_backends(self) -> dict[str, Any]:
+        """Read every database through a read-only in-memory copy: a plan writes nothing."""
+        return dict.fromkeys(super().get_backends(), plan.SnapshotDB)
+
+    def _execute(self, num_process: int, as_json: bool) -> int:
+        ctx = self.loader.reporter.ctx
+        found = plan.make_plan(
+            ctx, tasks=self.task_list, selected=self.sel_tasks, dep_manager=self.dep_manager, num_process=num_process
+        )
+        _emit(json.dumps(found.as_json(), indent=2) if as_json else plan.render(found, ctx.feature))
+        return EXIT_OK
+
+
+class GraphCmd(Command):  # type: ignore[misc]
+    name = "graph"
+    doc_purpose = "print the graph of work packages as Mermaid or Graphviz DOT, coloured by lane"
+    doc_usage = "[--feature NNN-slug] [--format mermaid|dot|text]"
+    doc_description = (
+        "Edges go from a dependency to the WPs that need it; labels hold id and title; the colour is the lane "
+        "(planned grey, doing yellow, for_review blue, done green). Mermaid renders in GitHub markdown "
+        "(```mermaid), DOT with Graphviz.\n\nExamples:\n  kittydoit graph > wps.mmd\n"
+        "  kittydoit graph --format dot | dot -Tsvg > wps.svg"
+    )
+    cmd_options = (
+        {**opt_feature, "section": ""},
+        {"name": "format", "short": "", "long": "format", "type": str, "default": "mermaid",
+         "choices": [("mermaid", "Mermaid flowchart"), ("dot", "Graphviz DOT"), ("text", "indented tree")],
+         "help": "output format [default: %(default)s]"},
+    )  # fmt: skip
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        root = find_root(Path.cwd())
+        feature = load_feature(root, select_feature(root, params["feature"]))
+        shown = {"mermaid": plan.mermaid, "dot": plan.dot}.get(params["format"])
+        _emit(shown(feature) if shown else "\n".join(plan.graph_text(feature)))
+        return EXIT_OK
+
+
 class KittyDoitMain(DoitMain):  # type: ignore[misc]
     BIN_NAME = "kittydoit"
-    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example, StatusCmd, Abort)
+    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example, StatusCmd, Abort, PlanCmd, GraphCmd)
 
     def run(self, all_args: Sequence[str]) -> int:
         args = list(all_args)
