@@ -6,9 +6,10 @@ The plan asks doit, as ``doit run`` would:
   agent settings, its targets, its file dependencies) against a read-only, in-memory copy of the feature's
   database (:class:`SnapshotDB`), so the real database and every other file stay untouched. A task also runs
   when a task it depends on runs, as in a real run (a rerun rewrites the done-marker its dependants read).
-- **order** -- doit's own task dispatcher hands out the tasks, as it does to ``-n N`` workers; tasks are taken
-  to finish in the order they started. So the plan shows which WPs start first and an order that respects every
-  dependency; how a real run interleaves after that depends on how long agents take.
+- **order** -- doit's own task dispatcher hands out the tasks, as it does to ``-n N`` workers, so the plan shows
+  which WPs start at once. The order shown is the one kittydoit gives doit (longest remaining chain first), which
+  puts every dependency first; how a run interleaves after the first tasks depends on how long agents take, and
+  doit starts WPs that become ready at the same moment in no fixed order.
 - **agents** -- per role, the agent a run would use first: the first candidate that is installed, preferring
   those not cooling down; the reviewer is never the implementer unless no other reviewer is configured
   (single-agent mode), as in :mod:`kittydoit.workflow`.
@@ -104,7 +105,7 @@ class Plan:
     num_process: int
     wps: tuple[WPPlan, ...]  # in the order they would start; up-to-date WPs last
     first: tuple[str, ...]  # WPs whose tasks start at once
-    task_order: tuple[str, ...]  # task names in the order they would start
+    task_order: tuple[str, ...]  # the tasks that would run, WP by WP in order
     agents: tuple[AgentChoice, ...]
     warnings: tuple[str, ...] = field(default=())
 
@@ -158,14 +159,17 @@ def make_plan(
     control = TaskControl(list(tasks))
     control.process(list(selected))
     check = _Check(dep_manager, control.tasks)
-    order, first = _dispatch(control, check.decide, max(1, num_process))
+    started, first = _dispatch(control, check.decide, max(1, num_process))
     by_wp: dict[str, list[str]] = {}
-    for name in order:
+    for name in started:
         wp_name, phase = name.split(":", 1)
         by_wp.setdefault(wp_name, []).append(phase)
+    # The order kittydoit gives doit. After the first tasks, doit wakes WPs that become ready at the same moment
+    # in no set order (it keeps waiting tasks in a set), so that is the order to show; it respects dependencies.
+    order = [wp for wp in feature.schedule_order() if wp in by_wp]
     considered = {name.split(":", 1)[0] for name in check.seen if ":" in name}
     wps = []
-    for wp_id in [*by_wp, *(w for w in feature.wps if w in considered and w not in by_wp)]:
+    for wp_id in [*order, *(w for w in feature.wps if w in considered and w not in by_wp)]:
         wp = feature.wps[wp_id]
         if wp_id in by_wp:
             why = check.why[f"{wp_id}:{by_wp[wp_id][0]}"]  # the first of its tasks to run says why
@@ -179,7 +183,7 @@ def make_plan(
         num_process=num_process,
         wps=tuple(wps),
         first=tuple(dict.fromkeys(name.split(":", 1)[0] for name in first)),
-        task_order=tuple(order),
+        task_order=tuple(f"{wp}:{phase}" for wp in order for phase in by_wp[wp]),
         agents=choose_agents(ctx.config, _cooling(ctx.paths.health, ctx.clock().timestamp()), installed),
         warnings=tuple(check.warnings),
     )
