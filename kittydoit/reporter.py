@@ -114,8 +114,14 @@ class PlainView:
         self._write(f"{stamp or self.stamp()} {' '.join(clean(text).split())}")
 
     def _write(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError:  # the reader went away (`kittydoit run | head`): the run goes on, its report too
+            devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # lives as long as the process
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream without a descriptor
+                os.dup2(devnull.fileno(), self.out.fileno())  # so the interpreter's last flush does not fail again
+            self.out = devnull
 
 
 class Reporter:

@@ -157,6 +157,20 @@ def test_plain_lines_and_summary_of_a_failed_and_a_blocked_wp(tmp_path: Path) ->
     ]
 
 
+@pytest.mark.slow
+def test_a_reader_that_goes_away_does_not_stop_the_run(diamond: Repo) -> None:
+    run = diamond.popen("-n", "2", "run")
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline().endswith(" 001-demo: 4 work packages\n")
+    run.stdout.close()  # as `kittydoit run | head -1` does
+    with run.stderr:
+        err = run.stderr.read()
+    assert run.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert all(diamond.lane(wp) == "done" for wp in ("WP01", "WP02", "WP03", "WP04"))
+    assert report(diamond)["run"]["status"] == "completed"
+
+
 # ---- the live view ----------------------------------------------------------------------------------------
 
 
