@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -169,6 +172,37 @@ def test_a_reader_that_goes_away_does_not_stop_the_run(diamond: Repo) -> None:
     assert "Traceback" not in err and "BrokenPipeError" not in err
     assert all(diamond.lane(wp) == "done" for wp in ("WP01", "WP02", "WP03", "WP04"))
     assert report(diamond)["run"]["status"] == "completed"
+
+
+# The orchestrator, with every fork and every thread start of its main process logged in order.
+TRACED = """
+import os, sys, threading
+events = []
+os.register_at_fork(before=lambda: events.append("fork"))
+start = threading.Thread.start
+def traced(self, *args, **kwargs):
+    events.append("thread " + self.name)
+    return start(self, *args, **kwargs)
+threading.Thread.start = traced
+from kittydoit.cli import main
+code = main(sys.argv[1:])
+with open(os.environ["TRACE_FILE"], "w") as handle:
+    handle.write("\\n".join(events))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_the_progress_thread_starts_only_after_doit_has_forked_its_workers(diamond: Repo) -> None:
+    trace = diamond.root.parent / "trace.txt"
+    env = {**os.environ, "TRACE_FILE": str(trace)}
+    result = subprocess.run([sys.executable, "-c", TRACED, "-n", "2", "run"], cwd=diamond.root, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = trace.read_text().splitlines()
+    assert events.count("fork") == 2  # doit's two workers
+    assert events.count("thread kittydoit-progress") == 1
+    assert events.index("thread kittydoit-progress") > max(i for i, event in enumerate(events) if event == "fork")
 
 
 # ---- the live view ----------------------------------------------------------------------------------------
