@@ -1,0 +1,153 @@
+"""Find the agent CLIs on this machine and prove our command lines against them, offline.
+
+- :func:`find` tells whether an agent's binary is on PATH and which version it reports.
+- :func:`check` proves the command line of each role against the installed binary without running a model:
+  the *sentinel* check appends an unknown flag (``--kittydoit-sentinel``) and expects the CLI's parser to
+  reject exactly that flag, which shows it accepted all the others; for CLIs whose parser does not name an
+  unknown flag (opencode, kilo) the *help* check looks for each of our flags in the command's ``--help``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kittydoit.agents import ROLES, AgentSpec
+from kittydoit.process import stop_group
+
+SENTINEL = "--kittydoit-sentinel"
+CHECK_TIMEOUT = 30.0
+_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:[-.][0-9A-Za-z]+)*")
+_REJECTION = re.compile(r"unknown|unexpected|unrecognized|invalid|not allowed|Invalid command format", re.I)
+_FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """Whether an agent's CLI is on PATH, where, and the version it reports."""
+
+    agent_id: str
+    path: str | None
+    version: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of proving one role's command line against the installed CLI."""
+
+    agent_id: str
+    role: str
+    ok: bool
+    method: str  # "sentinel", "help" or "none"
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def find(spec: AgentSpec, *, env: Mapping[str, str] | None = None, version: bool = True) -> Installed:
+    """Return where *spec*'s binary is on PATH and, when *version*, the version it reports."""
+    path = shutil.which(spec.binary, path=(env or os.environ).get("PATH"))
+    if path is None:
+        return Installed(spec.id, None)
+    return Installed(spec.id, path, _version(spec, path, env) if version else None)
+
+
+def check(spec: AgentSpec, installed: Installed, *, env: Mapping[str, str] | None = None) -> list[Check]:
+    """Prove the command line of each of *spec*'s roles against the installed binary."""
+    assert installed.path is not None
+    results = []
+    for role in ROLES:
+        if spec.sentinel_check:
+            results.append(_sentinel_check(spec, role, installed, env))
+        elif spec.help_args != ("--help",) or spec.package:
+            results.append(_help_check(spec, role, installed, env))
+        else:
+            results.append(Check(spec.id, role, True, "none",
+                                 "custom agent: its command line cannot be checked without running it"))  # fmt: skip
+    return results
+
+
+def _version(spec: AgentSpec, path: str, env: Mapping[str, str] | None) -> str | None:
+    code, text = _run([path, *spec.version_args], env)
+    match = _VERSION.search(text) if code == 0 else None
+    return match.group(0) if match else None
+
+
+def _argv(spec: AgentSpec, role: str, path: str, workdir: Path) -> list[str]:
+    prompt_file = workdir / "prompt.md"
+    prompt_file.write_text("kittydoit parser check: do nothing.\n")
+    argv = spec.argv(role, prompt="kittydoit parser check: do nothing.", prompt_file=prompt_file,
+                     workdir=workdir, model=None)  # fmt: skip
+    return [path, *argv[1:]]
+
+
+def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[str, str] | None) -> Check:
+    assert installed.path is not None
+    with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
+        argv = _argv(spec, role, installed.path, Path(tmp))
+        code, text = _run([*argv, SENTINEL], spec.environment(env or os.environ), cwd=Path(tmp))
+    ours = {flag.lstrip("-") for part in argv[1:] for flag in _FLAG.findall(part) if part.startswith("-")}
+    rejected = [line for line in text.splitlines() if _REJECTION.search(line)]
+    named = {word.lstrip("-") for line in rejected for word in re.findall(r"[\w-]+", line)}
+    drifted = sorted(flag for flag in ours if flag in named and flag != SENTINEL.lstrip("-"))
+    version = installed.version or "unknown version"
+    if code == 0 or code is None:
+        return Check(spec.id, role, False, "sentinel",
+                     f"{spec.id} {version} did not reject the unknown flag {SENTINEL}; its parser cannot be "
+                     "checked this way")  # fmt: skip
+    if drifted:
+        line = next(line for line in rejected if any(flag in line for flag in drifted))
+        return Check(spec.id, role, False, "sentinel",
+                     f"{spec.id} {version} rejects --{drifted[0]} ({role}): {line.strip()}")  # fmt: skip
+    sentinel_named = any(SENTINEL.lstrip("-") in line or "kittydoitSentinel" in line for line in rejected)
+    if not sentinel_named:
+        last = (text.strip().splitlines() or ["no output"])[-1]
+        return Check(spec.id, role, False, "sentinel",
+                     f"{spec.id} {version} rejected the {role} command line without naming a flag: {last}")  # fmt: skip
+    return Check(spec.id, role, True, "sentinel", f"{spec.id} {version} accepts every {role} flag")
+
+
+def _help_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[str, str] | None) -> Check:
+    assert installed.path is not None
+    code, text = _run([installed.path, *spec.help_args], env)
+    version = installed.version or "unknown version"
+    if code is None:
+        return Check(spec.id, role, False, "help", f"{spec.id} {version}: `{' '.join(spec.help_args)}` did not end")
+    listed = set(_FLAG.findall(text))
+    with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
+        argv = _argv(spec, role, installed.path, Path(tmp))
+    ours = [part for part in argv[1:] if _FLAG.fullmatch(part)]
+    missing = [flag for flag in ours if flag not in listed]
+    if missing:
+        return Check(spec.id, role, False, "help",
+                     f"{spec.id} {version} does not list {missing[0]} ({role}) in `{spec.binary} "
+                     f"{' '.join(spec.help_args)}`")  # fmt: skip
+    return Check(spec.id, role, True, "help", f"{spec.id} {version} lists every {role} flag in its help")
+
+
+def _run(argv: list[str], env: Mapping[str, str] | None, cwd: Path | None = None) -> tuple[int | None, str]:
+    """Run a quick command with stdin closed and a timeout; return its exit code (None on timeout) and output."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    except OSError as error:
+        return 127, str(error)
+    try:
+        out, _ = proc.communicate(timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_group(proc.pid, 2.0, reap=proc)
+        proc.communicate()
+        return None, ""
+    return proc.returncode, out.decode("utf-8", "replace")
+
