@@ -100,11 +100,11 @@ class AgentSpec:
             return None
         return lambda stdout: outputs.has_final_result(self.output, stdout)
 
-    def shown(self, role: str) -> list[str]:
+    def shown(self, role: str, model: str | None = None) -> list[str]:
         """Return the command line for *role* as it would run, with placeholders for the per-WP parts."""
         argv = self.argv(role, prompt="<prompt>", prompt_file=Path("<prompt-file>"), workdir=Path("<worktree>"),
-                         model="<model>" if self.model_args else None)  # fmt: skip
-        return argv + (["< <prompt-file>"] if self.prompt_via == "stdin" else [])
+                         model=model)  # fmt: skip
+        return argv
 
 
 def custom_agent(

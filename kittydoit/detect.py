@@ -15,10 +15,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kittydoit.agents import ROLES, AgentSpec
+from kittydoit.agents import BUILTIN, ROLES, AgentSpec
+from kittydoit.config import Config
 from kittydoit.process import stop_group
 
 SENTINEL = "--kittydoit-sentinel"
@@ -151,3 +154,49 @@ def _run(argv: list[str], env: Mapping[str, str] | None, cwd: Path | None = None
         return None, ""
     return proc.returncode, out.decode("utf-8", "replace")
 
+
+
+def survey(
+    config: Config | None, *, env: Mapping[str, str] | None = None, run_checks: bool = False
+) -> list[dict[str, Any]]:
+    """Describe every built-in agent and every configured custom agent, as ``kittydoit agents`` shows them.
+
+    With *run_checks*, the command lines of the configured, enabled and installed agents (all installed
+    built-in agents when there is no config) are proved against their binaries (see :func:`check`).
+    """
+    configured = dict(config.agents) if config else {}
+    specs = {**{a: s for a, s in BUILTIN.items()}, **{a: c.spec for a, c in configured.items()}}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = dict(zip(specs, pool.map(lambda spec: find(spec, env=env), specs.values()), strict=True))
+        to_check = [
+            agent_id for agent_id in specs
+            if run_checks and found[agent_id]
+            and (config is None or (agent_id in configured and configured[agent_id].enabled))
+        ]  # fmt: skip
+        checks = dict(zip(to_check, pool.map(lambda a: check(specs[a], found[a], env=env), to_check), strict=True))
+    rows = []
+    for agent_id, spec in specs.items():
+        settings = configured.get(agent_id)
+        model = settings.model if settings else None
+        roles = settings.roles if settings else ROLES
+        rows.append({
+            "id": agent_id,
+            "name": spec.name or agent_id,
+            "custom": agent_id not in BUILTIN or (settings is not None and settings.spec is not BUILTIN[agent_id]),
+            "configured": settings is not None,
+            "enabled": bool(settings and settings.enabled),
+            "roles": list(roles),
+            "installed": bool(found[agent_id]),
+            "path": found[agent_id].path,
+            "version": found[agent_id].version,
+            "checked_version": spec.package.rsplit("@", 1)[-1] if spec.package else None,
+            "install": spec.install,
+            "prompt": spec.prompt_via,
+            "output": spec.output,
+            "commands": {role: spec.shown(role, model) for role in roles},
+            "checks": [
+                {"role": c.role, "ok": c.ok, "method": c.method, "message": c.message}
+                for c in checks.get(agent_id, [])
+            ],
+        })  # fmt: skip
+    return rows

@@ -30,7 +30,8 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from kittydoit import outputs, prompts
+from kittydoit import detect, outputs, prompts
+from kittydoit.agents import PromptTooLong
 from kittydoit.config import AgentSettings
 from kittydoit.context import Context
 from kittydoit.errors import ConfigError
@@ -39,6 +40,7 @@ from kittydoit.git import Diff, GitError
 from kittydoit.lanes import LaneError, Lanes, write_atomic
 from kittydoit.outputs import AgentOutput
 from kittydoit.process import ProcessResult, interrupt_once
+from kittydoit.slots import Slots
 from kittydoit.wpfile import WPDocument
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,7 @@ def _review(ctx: Context, wp_id: str) -> dict[str, Any]:
                 "base": base,
                 "head": diff.head,
                 "reviews": cycle,
+                "single_agent": reviewer.id == implementer,  # reviewed its own work: single-agent mode
             }
             _write_marker(ctx, ctx.paths.marker(wp_id, "review"), record)
             return record
@@ -247,10 +250,10 @@ def _review(ctx: Context, wp_id: str) -> dict[str, Any]:
 
 def _choose_reviewer(ctx: Context, wp_id: str, implementer: str) -> AgentSettings:
     """Pick a reviewer other than the implementer; the same agent only in single-agent mode, and said so."""
-    candidates = ctx.config.candidates("review")
-    for agent in candidates:
-        if agent.id != implementer:
-            return agent
+    candidates = _installed(ctx, "review")
+    others = [agent for agent in candidates if agent.id != implementer]
+    if others:
+        return _first_free(ctx, others)
     if not candidates:
         raise WPFailure("no enabled agent has the review role; enable one in .kittify/agents.yaml")
     same = candidates[0]
@@ -280,9 +283,30 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 
 
 def _choose(ctx: Context, role: str) -> AgentSettings:
-    candidates = ctx.config.candidates(role)
+    candidates = _installed(ctx, role)
     if not candidates:
         raise WPFailure(f"no enabled agent has the {role} role; enable one in .kittify/agents.yaml")
+    return _first_free(ctx, candidates)
+
+
+def _installed(ctx: Context, role: str) -> list[AgentSettings]:
+    """Return the enabled agents for *role* whose binary is on PATH, most preferred first."""
+    candidates = ctx.config.candidates(role)
+    found = [agent for agent in candidates if detect.find(agent.spec, version=False)]
+    if candidates and not found:
+        hints = "; ".join(f"{a.id}: {a.spec.install or 'put ' + a.spec.binary + ' on PATH'}" for a in candidates)
+        raise WPFailure(f"no agent for the {role} role is installed ({hints})")
+    return found
+
+
+def _first_free(ctx: Context, candidates: list[AgentSettings]) -> AgentSettings:
+    """Return the first agent with a free max_concurrent slot, else the first (its run waits for a slot)."""
+    slots = Slots.for_repo(ctx.paths.root)
+    for agent in candidates:
+        slot = slots.try_acquire(agent.id, ctx.config.limit_for(agent))
+        if slot is not None:
+            slot.release()
+            return agent
     return candidates[0]
 
 
@@ -300,25 +324,30 @@ def _invoke(
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
     worktree = ctx.paths.worktree(wp.id)
-    argv = agent.spec.argv(role, prompt=prompt, prompt_file=prompt_file, workdir=worktree, model=agent.model)
+    try:
+        argv = agent.spec.argv(role, prompt=prompt, prompt_file=prompt_file, workdir=worktree, model=agent.model)
+    except PromptTooLong as error:
+        return Attempt(agent.id, None, None, error=str(error))
     log_path = ctx.paths.log(wp.id, phase)
     shown = shlex.join(["<prompt>" if part == prompt else part for part in argv])
     _note(log_path, f"running {agent.id} ({role}): {shown}")
     try:
-        result = ctx.runner.run(
-            argv,
-            cwd=worktree,
-            log_path=log_path,
-            stdin_path=agent.spec.stdin_path(prompt_file),
-            env={**os.environ, **agent.spec.env},
-            timeout=ctx.config.timeout_for(agent),
-            pid_file=ctx.paths.pid_file(wp.id),
-        )
+        with Slots.for_repo(ctx.paths.root).hold(agent.id, ctx.config.limit_for(agent)):
+            result = ctx.runner.run(
+                argv,
+                cwd=worktree,
+                log_path=log_path,
+                stdin_path=agent.spec.stdin_path(prompt_file),
+                env=agent.spec.environment(os.environ),
+                timeout=ctx.config.timeout_for(agent),
+                pid_file=ctx.paths.pid_file(wp.id),
+                is_finished=agent.spec.is_finished,
+            )
     except FileNotFoundError:
         return Attempt(agent.id, None, None, error=f"'{argv[0]}' is not installed (not found on PATH)")
     except PermissionError:
         return Attempt(agent.id, None, None, error=f"'{argv[0]}' is not executable")
-    output = outputs.parse(agent.spec.output, result.stdout, result.stderr)
+    output = agent.spec.parse_output(result.stdout, result.stderr, result.returncode)
     attempt = Attempt(agent.id, result, output)
     took = "" if result.timed_out or result.idle_timed_out else f" after {result.duration:.1f} s"
     _note(log_path, f"{agent.id} {attempt.reason}{took}")
