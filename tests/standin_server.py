@@ -11,7 +11,7 @@ It answers the four wire formats the CLIs speak, streamed or not:
 
 The script is the same for every format. A request whose conversation already holds a tool result gets the final
 answer. Otherwise, when the prompt says ``Work only inside DIR:`` (kittydoit's implement prompt) and the CLI
-offers a tool that writes files, the answer is a call of that tool writing ``DIR/standin.txt``. A review prompt
+offers a tool that writes files, the answer is a call of that tool writing ``DIR/standin.txt`` (its text names the WP being implemented). A review prompt
 ("You are reviewing") is answered ``VERDICT: APPROVED`` (or the verdict in the server's ``verdict``). Mode
 ``429`` answers every request with HTTP 429, ``500`` with HTTP 500, which reproduces each CLI's failure handling.
 """
@@ -32,6 +32,7 @@ from typing import Any
 WRITTEN_FILE = "standin.txt"
 FINAL_IMPLEMENT = "Done: wrote standin.txt as the specification asks."
 _WORKDIR = re.compile(r"Work only inside (/\S+?):")
+_WP = re.compile(r"implementing (?:work package )?(WP\d+)")
 
 # How each CLI's file-writing tool takes a path and content: tool name -> arguments for (path, text).
 _WRITERS: dict[str, Any] = {
@@ -169,7 +170,8 @@ class _Turn:
         if has_tool_result or not workdir or not writer:
             return FINAL_IMPLEMENT if workdir else "OK"
         path = str(Path(workdir.group(1)) / WRITTEN_FILE)
-        return writer, _WRITERS[writer](path, "written through the stand-in model server\n")
+        wp = _WP.search(self.text)  # each WP writes its own content, so a WP after another changes something
+        return writer, _WRITERS[writer](path, f"written through the stand-in model server{' for ' + wp.group(1) if wp else ''}\n")
 
 
 class _Anthropic(_Turn):
