@@ -119,7 +119,7 @@ class Agents(Command):  # type: ignore[misc]
          "help": "print the list as JSON"},
         {"name": "check", "short": "", "long": "check", "type": bool, "default": False,
          "help": "prove the configured agents' command lines against the installed CLIs (exit 1 on drift)"},
-    )  # fmt: skip
+    )
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
         rows = detect.survey(_repo_config(), run_checks=params["check"])

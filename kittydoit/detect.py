@@ -75,8 +75,15 @@ def check(spec: AgentSpec, installed: Installed, *, env: Mapping[str, str] | Non
         elif spec.help_args != ("--help",) or spec.package:
             results.append(_help_check(spec, role, installed, env))
         else:
-            results.append(Check(spec.id, role, True, "none",
-                                 "custom agent: its command line cannot be checked without running it"))  # fmt: skip
+            results.append(
+                Check(
+                    spec.id,
+                    role,
+                    True,
+                    "none",
+                    "custom agent: its command line cannot be checked without running it",
+                )
+            )
     return results
 
 
@@ -89,8 +96,13 @@ def _version(spec: AgentSpec, path: str, env: Mapping[str, str] | None) -> str |
 def _argv(spec: AgentSpec, role: str, path: str, workdir: Path) -> list[str]:
     prompt_file = workdir / "prompt.md"
     prompt_file.write_text("kittydoit parser check: do nothing.\n")
-    argv = spec.argv(role, prompt="kittydoit parser check: do nothing.", prompt_file=prompt_file,
-                     workdir=workdir, model=None)  # fmt: skip
+    argv = spec.argv(
+        role,
+        prompt="kittydoit parser check: do nothing.",
+        prompt_file=prompt_file,
+        workdir=workdir,
+        model=None,
+    )
     return [path, *argv[1:]]
 
 
@@ -105,18 +117,33 @@ def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mappi
     drifted = sorted(flag for flag in ours if flag in named and flag != SENTINEL.lstrip("-"))
     version = installed.version or "unknown version"
     if code == 0 or code is None:
-        return Check(spec.id, role, False, "sentinel",
-                     f"{spec.id} {version} did not reject the unknown flag {SENTINEL}; its parser cannot be "
-                     "checked this way")  # fmt: skip
+        return Check(
+            spec.id,
+            role,
+            False,
+            "sentinel",
+            f"{spec.id} {version} did not reject the unknown flag {SENTINEL}; its parser cannot be "
+            "checked this way",
+        )
     if drifted:
         line = next(line for line in rejected if any(flag in line for flag in drifted))
-        return Check(spec.id, role, False, "sentinel",
-                     f"{spec.id} {version} rejects --{drifted[0]} ({role}): {line.strip()}")  # fmt: skip
+        return Check(
+            spec.id,
+            role,
+            False,
+            "sentinel",
+            f"{spec.id} {version} rejects --{drifted[0]} ({role}): {line.strip()}",
+        )
     sentinel_named = any(SENTINEL.lstrip("-") in line or "kittydoitSentinel" in line for line in rejected)
     if not sentinel_named:
         last = (text.strip().splitlines() or ["no output"])[-1]
-        return Check(spec.id, role, False, "sentinel",
-                     f"{spec.id} {version} rejected the {role} command line without naming a flag: {last}")  # fmt: skip
+        return Check(
+            spec.id,
+            role,
+            False,
+            "sentinel",
+            f"{spec.id} {version} rejected the {role} command line without naming a flag: {last}",
+        )
     return Check(spec.id, role, True, "sentinel", f"{spec.id} {version} accepts every {role} flag")
 
 
@@ -125,25 +152,38 @@ def _help_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[s
     code, text = _run([installed.path, *spec.help_args], env)
     version = installed.version or "unknown version"
     if code is None:
-        return Check(spec.id, role, False, "help", f"{spec.id} {version}: `{' '.join(spec.help_args)}` did not end")
+        return Check(
+            spec.id, role, False, "help", f"{spec.id} {version}: `{' '.join(spec.help_args)}` did not end"
+        )
     listed = set(_FLAG.findall(text))
     with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
         argv = _argv(spec, role, installed.path, Path(tmp))
     ours = [part for part in argv[1:] if _FLAG.fullmatch(part)]
     missing = [flag for flag in ours if flag not in listed]
     if missing:
-        return Check(spec.id, role, False, "help",
-                     f"{spec.id} {version} does not list {missing[0]} ({role}) in `{spec.binary} "
-                     f"{' '.join(spec.help_args)}`")  # fmt: skip
+        return Check(
+            spec.id,
+            role,
+            False,
+            "help",
+            f"{spec.id} {version} does not list {missing[0]} ({role}) in `{spec.binary} "
+            f"{' '.join(spec.help_args)}`",
+        )
     return Check(spec.id, role, True, "help", f"{spec.id} {version} lists every {role} flag in its help")
 
 
 def _run(argv: list[str], env: Mapping[str, str] | None, cwd: Path | None = None) -> tuple[int | None, str]:
     """Run a quick command with stdin closed and a timeout; return its exit code (None on timeout) and output."""
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError as error:
         return 127, str(error)
     try:
@@ -153,7 +193,6 @@ def _run(argv: list[str], env: Mapping[str, str] | None, cwd: Path | None = None
         proc.communicate()
         return None, ""
     return proc.returncode, out.decode("utf-8", "replace")
-
 
 
 def survey(
@@ -169,34 +208,41 @@ def survey(
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = dict(zip(specs, pool.map(lambda spec: find(spec, env=env), specs.values()), strict=True))
         to_check = [
-            agent_id for agent_id in specs
-            if run_checks and found[agent_id]
+            agent_id
+            for agent_id in specs
+            if run_checks
+            and found[agent_id]
             and (config is None or (agent_id in configured and configured[agent_id].enabled))
-        ]  # fmt: skip
-        checks = dict(zip(to_check, pool.map(lambda a: check(specs[a], found[a], env=env), to_check), strict=True))
+        ]
+        checks = dict(
+            zip(to_check, pool.map(lambda a: check(specs[a], found[a], env=env), to_check), strict=True)
+        )
     rows = []
     for agent_id, spec in specs.items():
         settings = configured.get(agent_id)
         model = settings.model if settings else None
         roles = settings.roles if settings else ROLES
-        rows.append({
-            "id": agent_id,
-            "name": spec.name or agent_id,
-            "custom": agent_id not in BUILTIN or (settings is not None and settings.spec is not BUILTIN[agent_id]),
-            "configured": settings is not None,
-            "enabled": bool(settings and settings.enabled),
-            "roles": list(roles),
-            "installed": bool(found[agent_id]),
-            "path": found[agent_id].path,
-            "version": found[agent_id].version,
-            "checked_version": spec.package.rsplit("@", 1)[-1] if spec.package else None,
-            "install": spec.install,
-            "prompt": spec.prompt_via,
-            "output": spec.output,
-            "commands": {role: spec.shown(role, model) for role in roles},
-            "checks": [
-                {"role": c.role, "ok": c.ok, "method": c.method, "message": c.message}
-                for c in checks.get(agent_id, [])
-            ],
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": agent_id,
+                "name": spec.name or agent_id,
+                "custom": agent_id not in BUILTIN
+                or (settings is not None and settings.spec is not BUILTIN[agent_id]),
+                "configured": settings is not None,
+                "enabled": bool(settings and settings.enabled),
+                "roles": list(roles),
+                "installed": bool(found[agent_id]),
+                "path": found[agent_id].path,
+                "version": found[agent_id].version,
+                "checked_version": spec.package.rsplit("@", 1)[-1] if spec.package else None,
+                "install": spec.install,
+                "prompt": spec.prompt_via,
+                "output": spec.output,
+                "commands": {role: spec.shown(role, model) for role in roles},
+                "checks": [
+                    {"role": c.role, "ok": c.ok, "method": c.method, "message": c.message}
+                    for c in checks.get(agent_id, [])
+                ],
+            }
+        )
     return rows

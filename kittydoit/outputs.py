@@ -18,7 +18,9 @@ from typing import Any
 # Failure kinds: why an agent run failed, as far as its output tells.
 RATE_LIMIT = "rate_limit"  # the model provider refused for rate or quota (HTTP 429): wait, or another agent
 AUTH = "auth"  # no or bad credentials: no retry helps until someone logs in
-USAGE = "usage"  # the CLI rejected its command line (a flag that drifted): fix the agent row or the CLI version
+USAGE = (
+    "usage"  # the CLI rejected its command line (a flag that drifted): fix the agent row or the CLI version
+)
 LIMIT = "limit"  # a turn, time or tool-call limit of the CLI itself ended the run
 TOOL = "tool"  # a tool the agent ran failed fatally
 CONFIG = "config"  # the CLI's own setup is wrong (settings, sandbox, untrusted workspace)
@@ -129,7 +131,9 @@ def _classify(
         return replace(output, failure=_STATUS_KINDS[output.status_code], evidence=output.evidence or (line,))
     if returncode is not None and returncode in signals.exit_codes:
         evidence = output.evidence or _last_lines(stderr or stdout)
-        return replace(output, failure=signals.exit_codes[returncode], evidence=(f"exit code {returncode}", *evidence))
+        return replace(
+            output, failure=signals.exit_codes[returncode], evidence=(f"exit code {returncode}", *evidence)
+        )
     for kind, pattern in signals.patterns:
         regex = re.compile(pattern, re.IGNORECASE)
         for line in _lines(output.error or "", stderr, stdout):
@@ -183,6 +187,10 @@ def _json_document(text: str, opener: str = "{") -> Any:
     return None
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -219,8 +227,10 @@ def parse_result_object(stdout: str, stderr: str) -> AgentOutput:
         result = document if isinstance(document, dict) and document.get("type") == "result" else None
     if result is None:
         return AgentOutput(final_text=None)
-    usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-    inputs = [_int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    usage = _dict(result.get("usage"))
+    inputs = [
+        _int(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    ]
     is_error = bool(result.get("is_error"))
     text = result.get("result") if isinstance(result.get("result"), str) else None
     cost = result.get("total_cost_usd")
@@ -254,7 +264,7 @@ def parse_codex(stdout: str, stderr: str) -> AgentOutput:
     evidence: list[str] = []
     for event in _json_lines(stdout):
         kind = event.get("type")
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = _dict(event.get("item"))
         if kind == "thread.started":
             session = _str(event.get("thread_id"))
         elif kind == "item.completed" and item.get("type") == "agent_message":
@@ -262,12 +272,12 @@ def parse_codex(stdout: str, stderr: str) -> AgentOutput:
         elif kind == "item.completed" and item.get("type") == "error":
             error = _str(item.get("message") or item.get("text")) or error
         elif kind == "turn.completed":
-            usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+            usage = _dict(event.get("usage"))
             tokens_in.append(_int(usage.get("input_tokens")))
             tokens_out.append(_int(usage.get("output_tokens")))
             final = True
         elif kind in ("turn.failed", "error"):
-            detail = event.get("error") if isinstance(event.get("error"), dict) else event
+            detail = _dict(event.get("error")) or event
             error = _str(detail.get("message")) or error or "turn failed"
             evidence.append(f"{kind}: {error}")
             final = failed = True
@@ -293,7 +303,7 @@ def parse_copilot(stdout: str, stderr: str) -> AgentOutput:
     evidence: list[str] = []
     for event in _json_lines(stdout):
         kind = str(event.get("type", ""))
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = _dict(event.get("data"))
         if kind == "assistant.message" and isinstance(data.get("content"), str) and data["content"].strip():
             answer = data["content"]
         elif kind == "result":
@@ -363,8 +373,14 @@ def parse_qwen(stdout: str, stderr: str) -> AgentOutput:
     failure = result.get("error") if isinstance(result.get("error"), dict) else None
     if failure and failure.get("message"):
         message = str(failure["message"])
-        return replace(parsed, final_text=None, error=message, is_error=True, status_code=_status_in(message),
-                       evidence=(f"result error: {message}",))  # fmt: skip
+        return replace(
+            parsed,
+            final_text=None,
+            error=message,
+            is_error=True,
+            status_code=_status_in(message),
+            evidence=(f"result error: {message}",),
+        )
     return parsed
 
 
@@ -387,21 +403,21 @@ def parse_opencode(stdout: str, stderr: str) -> AgentOutput:
     evidence: list[str] = []
     for event in _json_lines(stdout):
         kind = event.get("type")
-        part = event.get("part") if isinstance(event.get("part"), dict) else {}
+        part = _dict(event.get("part"))
         session = _str(event.get("sessionID")) or session
         if kind == "text" and isinstance(part.get("text"), str):
             last_message = str(part.get("messageID") or "")
             texts.setdefault(last_message, []).append(part["text"])
         elif kind == "step_finish":
-            tokens = part.get("tokens") if isinstance(part.get("tokens"), dict) else {}
+            tokens = _dict(part.get("tokens"))
             tokens_in.append(_int(tokens.get("input")))
             tokens_out.append(_int(tokens.get("output")))
             if isinstance(part.get("cost"), int | float):
                 costs.append(float(part["cost"]))
             final = part.get("reason") not in ("tool-calls", "tool_calls")
         elif kind == "error":
-            detail = event.get("error") if isinstance(event.get("error"), dict) else {}
-            data = detail.get("data") if isinstance(detail.get("data"), dict) else {}
+            detail = _dict(event.get("error"))
+            data = _dict(detail.get("data"))
             error = _str(data.get("message")) or _str(detail.get("name")) or "error"
             retryable = data.get("isRetryable") if isinstance(data.get("isRetryable"), bool) else retryable
             status = _int(data.get("statusCode")) or _status_in(error)
@@ -434,17 +450,19 @@ def _status_in(message: str | None) -> int | None:
     return int(match.group(1) or match.group(2)) if match else None
 
 
-PARSERS: Mapping[str, Callable[[str, str], AgentOutput]] = MappingProxyType({
-    "text": parse_text,
-    "claude": parse_result_object,
-    "auggie": parse_result_object,
-    "cursor": parse_result_object,
-    "codex": parse_codex,
-    "copilot": parse_copilot,
-    "gemini": parse_gemini,
-    "qwen": parse_qwen,
-    "opencode": parse_opencode,
-})  # fmt: skip
+PARSERS: Mapping[str, Callable[[str, str], AgentOutput]] = MappingProxyType(
+    {
+        "text": parse_text,
+        "claude": parse_result_object,
+        "auggie": parse_result_object,
+        "cursor": parse_result_object,
+        "codex": parse_codex,
+        "copilot": parse_copilot,
+        "gemini": parse_gemini,
+        "qwen": parse_qwen,
+        "opencode": parse_opencode,
+    }
+)
 
 
 _VERDICT = re.compile(

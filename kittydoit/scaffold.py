@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,7 +58,9 @@ def init(root: Path, *, force: bool = False, env: Mapping[str, str] | None = Non
     ``.kittify/config.yaml``) nothing is written and the error says how to install each agent.
     """
     if not (root / SPECS_DIR).is_dir():
-        raise UserError(root, f"has no {SPECS_DIR}/ folder; run `kittydoit init` at the top of a spec-kitty repository")
+        raise UserError(
+            root, f"has no {SPECS_DIR}/ folder; run `kittydoit init` at the top of a spec-kitty repository"
+        )
     dodo = root / "dodo.py"
     agents = root / CONFIG_PATH
     writes: list[tuple[Path, str]] = []
@@ -87,7 +89,9 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str
     """Return a commented agents.yaml for the agents on PATH and those ``.kittify/config.yaml`` lists."""
     available, preferred = _spec_kitty_hints(root)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        found = dict(zip(BUILTIN, pool.map(lambda spec: detect.find(spec, env=env), BUILTIN.values()), strict=True))
+        found = dict(
+            zip(BUILTIN, pool.map(lambda spec: detect.find(spec, env=env), BUILTIN.values()), strict=True)
+        )
     chosen = [agent_id for agent_id in BUILTIN if found[agent_id] or agent_id in available]
     if not chosen:
         raise UserError(
@@ -99,7 +103,7 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str
     review = _order(chosen, preferred.get("reviewer"), avoid_vendor=BUILTIN[implementation[0]].vendor)
     lines = [
         "# Agents for kittydoit (and spec-kitty), written by `kittydoit init`. Every key is explained in",
-        "# kittydoit's README, section \"Agents\". `kittydoit agents --check` proves these command lines against",
+        '# kittydoit\'s README, section "Agents". `kittydoit agents --check` proves these command lines against',
         "# the installed CLIs.",
         'version: "1.0"',
         "defaults:",
@@ -111,7 +115,9 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str
     ]
     for agent_id in chosen:
         info = found[agent_id]
-        where = f"{info.path} ({info.version or 'version unknown'})" if info else "listed in .kittify/config.yaml"
+        where = (
+            f"{info.path} ({info.version or 'version unknown'})" if info else "listed in .kittify/config.yaml"
+        )
         lines.append(f"  # {BUILTIN[agent_id].name}: {where}")
         if not info:
             lines.append(f"  # not on PATH yet; install: {BUILTIN[agent_id].install}")
@@ -159,10 +165,12 @@ def _spec_kitty_hints(root: Path) -> tuple[set[str], dict[str, str]]:
     section = data.get("agents") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         return set(), {}
-    available = section.get("available") or []
-    selection = section.get("selection") if isinstance(section.get("selection"), dict) else {}
-    known = {canonical_id(str(a)) for a in available if isinstance(available, list)} & set(BUILTIN)
-    preferred = {}
+    available = section.get("available")
+    selection = section.get("selection")
+    if not isinstance(selection, dict):
+        selection = {}
+    known = {canonical_id(str(a)) for a in available} & set(BUILTIN) if isinstance(available, list) else set()
+    preferred: dict[str, str] = {}
     for role in ("implementer", "reviewer"):
         name = selection.get(f"preferred_{role}")
         if name and canonical_id(str(name)) in BUILTIN:
@@ -182,7 +190,9 @@ def example(target: Path | None) -> Path:
     try:
         shutil.copytree(source / SPECS_DIR, target / SPECS_DIR)
         (target / ".kittify").mkdir()
-        (target / CONFIG_PATH).write_text(EXAMPLE_AGENTS.format(python=_yaml_string(sys.executable)), encoding="utf-8")
+        (target / CONFIG_PATH).write_text(
+            EXAMPLE_AGENTS.format(python=_yaml_string(sys.executable)), encoding="utf-8"
+        )
         (target / "dodo.py").write_text(dodo_text(), encoding="utf-8")
         (target / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
         _git(target, "init", "-q", "-b", "main")

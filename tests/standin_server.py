@@ -55,7 +55,9 @@ class StandinServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int = 0, *, mode: str = "ok", verdict: str = "APPROVED", log: Path | None = None):
+    def __init__(
+        self, port: int = 0, *, mode: str = "ok", verdict: str = "APPROVED", log: Path | None = None
+    ):
         super().__init__(("127.0.0.1", port), _Handler)
         self.mode = mode
         self.verdict = verdict
@@ -87,17 +89,19 @@ class _Handler(BaseHTTPRequestHandler):
     server: StandinServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # the base class's name
+    def log_message(self, format: str, *args: object) -> None:  # the base class's name
         del format, args  # requests are recorded in server.requests instead
 
-    def do_GET(self) -> None:  # noqa: N802  # http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         self.server.requests.append(f"GET {self.path}")
         if self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": "standin", "object": "model", "owned_by": "standin"}]})
+            self._json(
+                200, {"object": "list", "data": [{"id": "standin", "object": "model", "owned_by": "standin"}]}
+            )
         else:
             self._json(404, {"error": {"message": f"no such path {self.path}"}})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw or b"{}")
@@ -151,7 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _error(status: int, kind: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": kind, "code": status, "message": message, "status": kind.upper()}}
+    return {
+        "type": "error",
+        "error": {"type": kind, "code": status, "message": message, "status": kind.upper()},
+    }
 
 
 class _Turn:
@@ -171,7 +178,9 @@ class _Turn:
             return FINAL_IMPLEMENT if workdir else "OK"
         path = str(Path(workdir.group(1)) / WRITTEN_FILE)
         wp = _WP.search(self.text)  # each WP writes its own content, so a WP after another changes something
-        return writer, _WRITERS[writer](path, f"written through the stand-in model server{' for ' + wp.group(1) if wp else ''}\n")
+        return writer, _WRITERS[writer](
+            path, f"written through the stand-in model server{' for ' + wp.group(1) if wp else ''}\n"
+        )
 
 
 class _Anthropic(_Turn):
@@ -188,29 +197,55 @@ class _Anthropic(_Turn):
             block: dict[str, Any] = {"type": "text", "text": decision}
             stop = "end_turn"
         else:
-            block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": decision[0], "input": decision[1]}
+            block = {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:20],
+                "name": decision[0],
+                "input": decision[1],
+            }
             stop = "tool_use"
-        message = {"id": "msg_" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant", "model": model,
-                   "content": [block], "stop_reason": stop, "stop_sequence": None, "usage": usage}  # fmt: skip
+        message = {
+            "id": "msg_" + uuid.uuid4().hex[:20],
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
         if not self.body.get("stream"):
             self.handler._json(200, message)
             return
-        start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 120, "output_tokens": 1}}
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 120, "output_tokens": 1},
+        }
         if block["type"] == "text":
             first = {"type": "text", "text": ""}
             delta = {"type": "text_delta", "text": block["text"]}
         else:
             first = {**block, "input": {}}
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-        self.handler.sse([
-            ("message_start", {"type": "message_start", "message": start}),
-            ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": first}),
-            ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}),
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                               "usage": {"output_tokens": 30}}),
-            ("message_stop", {"type": "message_stop"}),
-        ])  # fmt: skip
+        self.handler.sse(
+            [
+                ("message_start", {"type": "message_start", "message": start}),
+                ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": first}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": stop, "stop_sequence": None},
+                        "usage": {"output_tokens": 30},
+                    },
+                ),
+                ("message_stop", {"type": "message_stop"}),
+            ]
+        )
 
 
 class _Responses(_Turn):
@@ -218,33 +253,63 @@ class _Responses(_Turn):
         items = self.body.get("input") or []
         tools = list(self.body.get("tools") or [])
         tools += [t for i in items if isinstance(i, dict) for t in i.get("tools") or []]
-        names = [n for t in tools for n in [t.get("name", ""), *(x.get("name", "") for x in t.get("tools") or [])]]
+        names = [
+            n for t in tools for n in [t.get("name", ""), *(x.get("name", "") for x in t.get("tools") or [])]
+        ]
         has_result = any(isinstance(i, dict) and i.get("type", "").endswith("_call_output") for i in items)
         decision = self.decide([*names, "shell"] if _CODEX_EXEC in names else names, has_result)
         rid = "resp_" + uuid.uuid4().hex[:20]
         if not isinstance(decision, str) and _CODEX_EXEC in names:
             command = json.dumps(" ".join(decision[1]["command"][2:]))
-            item: dict[str, Any] = {"type": "custom_tool_call", "id": "ctc_" + uuid.uuid4().hex[:12],
-                                    "status": "completed", "call_id": "call_" + uuid.uuid4().hex[:12],
-                                    "name": _CODEX_EXEC,
-                                    "input": f"await tools.exec_command({{cmd: {command}}});"}  # fmt: skip
+            item: dict[str, Any] = {
+                "type": "custom_tool_call",
+                "id": "ctc_" + uuid.uuid4().hex[:12],
+                "status": "completed",
+                "call_id": "call_" + uuid.uuid4().hex[:12],
+                "name": _CODEX_EXEC,
+                "input": f"await tools.exec_command({{cmd: {command}}});",
+            }
         elif isinstance(decision, str):
-            item = {"type": "message", "role": "assistant", "id": "msg_" + uuid.uuid4().hex[:12],
-                                    "status": "completed",
-                                    "content": [{"type": "output_text", "text": decision, "annotations": []}]}  # fmt: skip
+            item = {
+                "type": "message",
+                "role": "assistant",
+                "id": "msg_" + uuid.uuid4().hex[:12],
+                "status": "completed",
+                "content": [{"type": "output_text", "text": decision, "annotations": []}],
+            }
         else:
-            item = {"type": "function_call", "id": "fc_" + uuid.uuid4().hex[:12], "status": "completed",
-                    "call_id": "call_" + uuid.uuid4().hex[:12], "name": decision[0],
-                    "arguments": json.dumps(decision[1])}  # fmt: skip
-        usage = {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 30,
-                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 150}  # fmt: skip
+            item = {
+                "type": "function_call",
+                "id": "fc_" + uuid.uuid4().hex[:12],
+                "status": "completed",
+                "call_id": "call_" + uuid.uuid4().hex[:12],
+                "name": decision[0],
+                "arguments": json.dumps(decision[1]),
+            }
+        usage = {
+            "input_tokens": 120,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 30,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 150,
+        }
         response = {"id": rid, "object": "response", "status": "completed", "output": [item], "usage": usage}
-        self.handler.sse([
-            ("response.created", {"type": "response.created", "response": {**response, "status": "in_progress",
-                                                                          "output": []}}),
-            ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0, "item": item}),
-            ("response.completed", {"type": "response.completed", "response": response}),
-        ])  # fmt: skip
+        self.handler.sse(
+            [
+                (
+                    "response.created",
+                    {
+                        "type": "response.created",
+                        "response": {**response, "status": "in_progress", "output": []},
+                    },
+                ),
+                (
+                    "response.output_item.done",
+                    {"type": "response.output_item.done", "output_index": 0, "item": item},
+                ),
+                ("response.completed", {"type": "response.completed", "response": response}),
+            ]
+        )
 
 
 class _Chat(_Turn):
@@ -259,24 +324,43 @@ class _Chat(_Turn):
             message: dict[str, Any] = {"role": "assistant", "content": decision}
             finish = "stop"
         else:
-            call = {"id": "call_" + uuid.uuid4().hex[:12], "type": "function",
-                    "function": {"name": decision[0], "arguments": json.dumps(decision[1])}}  # fmt: skip
+            call = {
+                "id": "call_" + uuid.uuid4().hex[:12],
+                "type": "function",
+                "function": {"name": decision[0], "arguments": json.dumps(decision[1])},
+            }
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
             finish = "tool_calls"
         base = {"id": cid, "created": int(time.time()), "model": self.body.get("model", "standin")}
         if not self.body.get("stream"):
-            self.handler._json(200, {**base, "object": "chat.completion", "usage": usage,
-                                     "choices": [{"index": 0, "message": message, "finish_reason": finish}]})  # fmt: skip
+            self.handler._json(
+                200,
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                },
+            )
             return
         delta = dict(message)
         if "tool_calls" in delta:
             delta["tool_calls"] = [{"index": 0, **c} for c in delta["tool_calls"]]
         chunk = {**base, "object": "chat.completion.chunk"}
-        self.handler.sse([
-            (None, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}),
-            (None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}),
-            (None, "[DONE]"),
-        ])  # fmt: skip
+        self.handler.sse(
+            [
+                (None, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}),
+                (
+                    None,
+                    {
+                        **chunk,
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+                        "usage": usage,
+                    },
+                ),
+                (None, "[DONE]"),
+            ]
+        )
 
 
 class _Gemini(_Turn):
@@ -285,7 +369,11 @@ class _Gemini(_Turn):
         self.streamed = streamed
 
     def answer(self) -> None:
-        names = [d.get("name", "") for t in self.body.get("tools") or [] for d in t.get("functionDeclarations") or []]
+        names = [
+            d.get("name", "")
+            for t in self.body.get("tools") or []
+            for d in t.get("functionDeclarations") or []
+        ]
         contents = self.body.get("contents") or []
         parts = contents[-1].get("parts", []) if contents else []
         has_result = any("functionResponse" in p for p in parts)
@@ -297,9 +385,13 @@ class _Gemini(_Turn):
             part = {"text": decision}
         else:
             part = {"functionCall": {"name": decision[0], "args": decision[1]}}
-        data = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150},
-                "modelVersion": "standin"}  # fmt: skip
+        data = {
+            "candidates": [
+                {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150},
+            "modelVersion": "standin",
+        }
         if self.streamed:
             self.handler.sse([(None, data)])
         else:

@@ -22,18 +22,23 @@ def configure(repo: Repo, text: str) -> None:
 
 
 def marker(repo: Repo, wp: str) -> dict:
-    return json.loads((repo.root / ".kittify/kittydoit" / FEATURE / "markers" / f"{wp}-review.json").read_text())
+    return json.loads(
+        (repo.root / ".kittify/kittydoit" / FEATURE / "markers" / f"{wp}-review.json").read_text()
+    )
 
 
 def test_an_agent_that_is_not_installed_is_passed_over(tmp_path) -> None:  # type: ignore[no-untyped-def]
     repo = make_repo(tmp_path / "repo", {"WP01": []})
-    configure(repo, (
-        "agents:\n"
-        "  missing-coder: {command: [kittydoit-no-such-agent, --go], roles: [implementation]}\n"
-        f"  fake-coder: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
-        f"  fake-reviewer: {{command: {command(repo, 'review')}, roles: [review]}}\n"
-        "defaults: {implementation: [missing-coder, fake-coder], review: [fake-reviewer]}\n"
-    ))  # fmt: skip
+    configure(
+        repo,
+        (
+            "agents:\n"
+            "  missing-coder: {command: [kittydoit-no-such-agent, --go], roles: [implementation]}\n"
+            f"  fake-coder: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
+            f"  fake-reviewer: {{command: {command(repo, 'review')}, roles: [review]}}\n"
+            "defaults: {implementation: [missing-coder, fake-coder], review: [fake-reviewer]}\n"
+        ),
+    )
     result = repo.kittydoit("run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'agent: "fake-coder"' in repo.wp_file("WP01").read_text()
@@ -42,13 +47,18 @@ def test_an_agent_that_is_not_installed_is_passed_over(tmp_path) -> None:  # typ
 def test_single_agent_mode_reviews_with_the_same_agent_and_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
     repo = make_repo(tmp_path / "repo", {"WP01": []})
     # one command for both roles: {role} is implementation or review; the fake agent wants implement or review
-    script = (f'role=$1; [ "$role" = implementation ] && role=implement; exec {sys.executable} {FAKE_AGENT} '
-              f'"$role" --state {repo.state} --plan {repo.plan_file}')  # fmt: skip
+    script = (
+        f'role=$1; [ "$role" = implementation ] && role=implement; exec {sys.executable} {FAKE_AGENT} '
+        f'"$role" --state {repo.state} --plan {repo.plan_file}'
+    )
     solo = ["sh", "-c", script, "solo", "{role}"]
-    configure(repo, (
-        f"agents:\n  solo: {{command: {json.dumps(solo)}}}\n"
-        "single_agent_mode: {enabled: true, agent: solo, review_delay_seconds: 0}\n"
-    ))  # fmt: skip
+    configure(
+        repo,
+        (
+            f"agents:\n  solo: {{command: {json.dumps(solo)}}}\n"
+            "single_agent_mode: {enabled: true, agent: solo, review_delay_seconds: 0}\n"
+        ),
+    )
     result = repo.kittydoit("run")
     assert result.returncode == 0, result.stdout + result.stderr
     log = (repo.root / ".kittify/logs" / FEATURE / "WP01-review.log").read_text()
@@ -61,13 +71,18 @@ def test_single_agent_mode_reviews_with_the_same_agent_and_says_so(tmp_path) -> 
 
 def test_two_agents_never_review_their_own_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
     repo = make_repo(tmp_path / "repo", {"WP01": []})
-    script = (f'role=$1; [ "$role" = implementation ] && role=implement; exec {sys.executable} {FAKE_AGENT} '
-              f'"$role" --state {repo.state} --plan {repo.plan_file}')  # fmt: skip
-    configure(repo, (
-        f"agents:\n  one: {{command: {json.dumps(['sh', '-c', script, 'one', '{role}'])}}}\n"
-        f"  two: {{command: {json.dumps(['sh', '-c', script, 'two', '{role}'])}}}\n"
-        "defaults: {implementation: [one, two], review: [one, two]}\n"
-    ))  # fmt: skip
+    script = (
+        f'role=$1; [ "$role" = implementation ] && role=implement; exec {sys.executable} {FAKE_AGENT} '
+        f'"$role" --state {repo.state} --plan {repo.plan_file}'
+    )
+    configure(
+        repo,
+        (
+            f"agents:\n  one: {{command: {json.dumps(['sh', '-c', script, 'one', '{role}'])}}}\n"
+            f"  two: {{command: {json.dumps(['sh', '-c', script, 'two', '{role}'])}}}\n"
+            "defaults: {implementation: [one, two], review: [one, two]}\n"
+        ),
+    )
     result = repo.kittydoit("run")
     assert result.returncode == 0, result.stdout + result.stderr
     record = marker(repo, "WP01")
@@ -86,14 +101,21 @@ def intervals(repo: Repo, role: str) -> list[tuple[float, float]]:
 def test_max_concurrent_holds_across_worker_processes(tmp_path, second_coder: bool) -> None:  # type: ignore[no-untyped-def]
     repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": []})
     repo.plan({wp: {"implement": [{"sleep": 1.0}]} for wp in ("WP01", "WP02")})
-    other = f"  coder-b: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n" if second_coder else ""
-    configure(repo, (
-        "agents:\n"
-        f"  coder-a: {{command: {command(repo, 'implement')}, roles: [implementation], max_concurrent: 1}}\n"
-        + other +
-        f"  fake-reviewer: {{command: {command(repo, 'review')}, roles: [review]}}\n"
-        f"defaults: {{implementation: [coder-a{', coder-b' if second_coder else ''}], review: [fake-reviewer]}}\n"
-    ))  # fmt: skip
+    other = (
+        f"  coder-b: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
+        if second_coder
+        else ""
+    )
+    configure(
+        repo,
+        (
+            "agents:\n"
+            f"  coder-a: {{command: {command(repo, 'implement')}, roles: [implementation], max_concurrent: 1}}\n"
+            + other
+            + f"  fake-reviewer: {{command: {command(repo, 'review')}, roles: [review]}}\n"
+            f"defaults: {{implementation: [coder-a{', coder-b' if second_coder else ''}], review: [fake-reviewer]}}\n"
+        ),
+    )
     result = repo.kittydoit("-n", "2", "run")
     assert result.returncode == 0, result.stdout + result.stderr
     (a_start, a_end), (b_start, b_end) = intervals(repo, "implement")

@@ -31,7 +31,9 @@ def spec_repo(root: Path) -> Path:
 
 def test_init_writes_agents_for_the_clis_on_path_with_vendors_apart(tmp_path: Path) -> None:
     root = spec_repo(tmp_path / "repo")
-    env = fake_clis(tmp_path / "bin", claude="2.1.331 (Claude Code)", codex="codex-cli 0.169.0", gemini="0.61.0")
+    env = fake_clis(
+        tmp_path / "bin", claude="2.1.331 (Claude Code)", codex="codex-cli 0.169.0", gemini="0.61.0"
+    )
     lines = scaffold.init(root, env=env)
     assert lines == [f"wrote {root / 'dodo.py'}", f"wrote {root / '.kittify' / 'agents.yaml'}"]
     text = (root / ".kittify" / "agents.yaml").read_text()
@@ -69,11 +71,17 @@ def test_no_agent_found_writes_nothing_and_says_how_to_install_each(tmp_path: Pa
         scaffold.init(root, env=fake_clis(tmp_path / "bin"))
     message = str(error.value)
     assert "no agent CLI found on PATH" in message
-    for line in ("npm install -g @anthropic-ai/claude-code@2.1.331", "npm install -g @openai/codex@0.169.0",
-                 "npm install -g @github/copilot@1.0.102", "npm install -g @google/gemini-cli@0.61.0",
-                 "npm install -g @qwen-code/qwen-code@0.24.4", "npm install -g opencode-ai@1.18.33",
-                 "npm install -g @kilocode/cli@7.7.7", "npm install -g @augmentcode/auggie@0.36.0",
-                 "curl https://cursor.com/install"):  # fmt: skip
+    for line in (
+        "npm install -g @anthropic-ai/claude-code@2.1.331",
+        "npm install -g @openai/codex@0.169.0",
+        "npm install -g @github/copilot@1.0.102",
+        "npm install -g @google/gemini-cli@0.61.0",
+        "npm install -g @qwen-code/qwen-code@0.24.4",
+        "npm install -g opencode-ai@1.18.33",
+        "npm install -g @kilocode/cli@7.7.7",
+        "npm install -g @augmentcode/auggie@0.36.0",
+        "curl https://cursor.com/install",
+    ):
         assert line in message
     assert not (root / "dodo.py").exists() and not (root / ".kittify").exists()
 
@@ -93,7 +101,14 @@ def test_existing_files_are_kept_unless_forced(tmp_path: Path) -> None:
 def test_the_command_reports_no_agent_as_one_error_and_exit_3(tmp_path: Path) -> None:
     root = spec_repo(tmp_path / "repo")
     env = {**os.environ, "PATH": str(tmp_path / "empty")}
-    result = subprocess.run([sys.executable, "-m", "kittydoit", "init"], cwd=root, env=env, capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "kittydoit", "init"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ERROR: no agent CLI found on PATH")

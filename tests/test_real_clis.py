@@ -89,13 +89,22 @@ def test_parser_accepts_our_command_lines(cli_path: str, agent: str) -> None:
 @pytest.mark.parametrize(
     ("agent", "stale", "message"),
     [
-        ("codex", ("exec", "--json", "--full-auto", "-C", "{workdir}", "-"), "codex 0.169.0 rejects --full-auto"),
-        ("claude-code", ("-p", "--dangerously-skip-permission"), "claude-code 2.1.331 rejects --dangerously-skip-permission"),
+        (
+            "codex",
+            ("exec", "--json", "--full-auto", "-C", "{workdir}", "-"),
+            "codex 0.169.0 rejects --full-auto",
+        ),
+        (
+            "claude-code",
+            ("-p", "--dangerously-skip-permission"),
+            "claude-code 2.1.331 rejects --dangerously-skip-permission",
+        ),
         ("opencode", ("run", "--format", "json", "--yes"), "opencode 1.18.33 does not list --yes"),
     ],
-)  # fmt: skip
-def test_a_stale_flag_is_caught_naming_agent_version_and_flag(cli_path: str, agent: str, stale: tuple[str, ...],
-                                                             message: str) -> None:  # fmt: skip
+)
+def test_a_stale_flag_is_caught_naming_agent_version_and_flag(
+    cli_path: str, agent: str, stale: tuple[str, ...], message: str
+) -> None:
     env = {**os.environ, "PATH": cli_path + os.pathsep + os.environ["PATH"]}
     spec = replace(BUILTIN[agent], args=MappingProxyType({"implementation": stale, "review": stale}))
     checks = detect.check(spec, detect.find(spec, env=env), env=env)
@@ -104,54 +113,89 @@ def test_a_stale_flag_is_caught_naming_agent_version_and_flag(cli_path: str, age
 
 
 @pytest.mark.parametrize("agent", harness.AUTH_CHECK_AGENTS)
-def test_without_credentials_the_cli_fails_as_an_auth_failure(cli_path: str, agent: str,
-                                                              place: tuple[Path, Path]) -> None:  # fmt: skip
+def test_without_credentials_the_cli_fails_as_an_auth_failure(
+    cli_path: str, agent: str, place: tuple[Path, Path]
+) -> None:
     del cli_path
     workdir, home = place
-    run = harness.run_cli(BUILTIN[agent], "implementation", workdir=workdir, home=home,
-                          prompt=IMPLEMENT.format(workdir=workdir), env=harness.clean_env(home), timeout=60)  # fmt: skip
+    run = harness.run_cli(
+        BUILTIN[agent],
+        "implementation",
+        workdir=workdir,
+        home=home,
+        prompt=IMPLEMENT.format(workdir=workdir),
+        env=harness.clean_env(home),
+        timeout=60,
+    )
     output = BUILTIN[agent].parse_output(run.stdout, run.stderr, run.returncode)
     assert run.returncode not in (0, None), run.stderr
     assert output.auth_failed, (output, run.stderr[-500:])
 
 
 @pytest.mark.parametrize("agent", harness.STANDIN_AGENTS)
-def test_full_run_implements_then_reviews_read_only(cli_path: str, agent: str, server: StandinServer,
-                                                    place: tuple[Path, Path]) -> None:  # fmt: skip
+def test_full_run_implements_then_reviews_read_only(
+    cli_path: str, agent: str, server: StandinServer, place: tuple[Path, Path]
+) -> None:
     del cli_path
     workdir, home = place
     server.mode = "ok"
     spec = BUILTIN[agent]
     variables, extra = harness.standin_setup(agent, server.url, home)
     env = harness.clean_env(home, variables)
-    run = harness.run_cli(spec, "implementation", workdir=workdir, home=home, prompt=IMPLEMENT.format(workdir=workdir),
-                          env=env, extra_args=extra, timeout=150)  # fmt: skip
+    run = harness.run_cli(
+        spec,
+        "implementation",
+        workdir=workdir,
+        home=home,
+        prompt=IMPLEMENT.format(workdir=workdir),
+        env=env,
+        extra_args=extra,
+        timeout=150,
+    )
     output = spec.parse_output(run.stdout, run.stderr, run.returncode)
     assert run.returncode == 0, run.stderr[-2000:]
     assert output and output.final_text == FINAL_IMPLEMENT and output.session_id
     assert run.files == [WRITTEN_FILE]
     (workdir / WRITTEN_FILE).unlink()
-    run = harness.run_cli(spec, "review", workdir=workdir, home=home, prompt=REVIEW.format(workdir=workdir),
-                          env=env, extra_args=extra, timeout=150)  # fmt: skip
+    run = harness.run_cli(
+        spec,
+        "review",
+        workdir=workdir,
+        home=home,
+        prompt=REVIEW.format(workdir=workdir),
+        env=env,
+        extra_args=extra,
+        timeout=150,
+    )
     output = spec.parse_output(run.stdout, run.stderr, run.returncode)
     assert run.returncode == 0, run.stderr[-2000:]
     assert output and output.final_text and "VERDICT: APPROVED" in output.final_text
     # the reviewer changed nothing git sees (kilo leaves an empty, self-ignoring .kilo/ folder)
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=workdir, capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=workdir, capture_output=True, text=True, check=True
+    )
     assert status.stdout == "" and WRITTEN_FILE not in run.files
 
 
 @pytest.mark.parametrize("agent", ["claude-code", "codex", "copilot"])
-def test_http_429_is_read_as_a_rate_limit(cli_path: str, agent: str, server: StandinServer,
-                                          place: tuple[Path, Path]) -> None:  # fmt: skip
+def test_http_429_is_read_as_a_rate_limit(
+    cli_path: str, agent: str, server: StandinServer, place: tuple[Path, Path]
+) -> None:
     del cli_path
     workdir, home = place
     server.mode = "429"
     try:
         variables, extra = harness.standin_setup(agent, server.url, home)
-        run = harness.run_cli(BUILTIN[agent], "implementation", workdir=workdir, home=home,
-                              prompt=IMPLEMENT.format(workdir=workdir), env=harness.clean_env(home, variables),
-                              extra_args=extra, timeout=120)  # fmt: skip
+        run = harness.run_cli(
+            BUILTIN[agent],
+            "implementation",
+            workdir=workdir,
+            home=home,
+            prompt=IMPLEMENT.format(workdir=workdir),
+            env=harness.clean_env(home, variables),
+            extra_args=extra,
+            timeout=120,
+        )
     finally:
         server.mode = "ok"
     output = BUILTIN[agent].parse_output(run.stdout, run.stderr, run.returncode)
@@ -172,17 +216,36 @@ def test_kittydoit_run_with_real_claude_implementing_and_real_gemini_reviewing(
     home.mkdir()
     claude_env, _ = harness.standin_setup("claude-code", server.url, home)
     gemini_env, _ = harness.standin_setup("gemini", server.url, home)
-    env = {**os.environ, **claude_env, **gemini_env, "HOME": str(home),
-           "PATH": cli_path + os.pathsep + os.environ["PATH"]}  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "kittydoit", "run"], cwd=repo.root, env=env, capture_output=True,
-                            text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        **claude_env,
+        **gemini_env,
+        "HOME": str(home),
+        "PATH": cli_path + os.pathsep + os.environ["PATH"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kittydoit", "run"],
+        cwd=repo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2/2 done" in result.stdout
     for wp in ("WP01", "WP02"):
         text = repo.wp_file(wp).read_text()
         assert repo.lane(wp) == "done" and 'reviewed_by: "gemini"' in text and 'agent: "claude-code"' in text
-        marker = json.loads((repo.root / ".kittify/kittydoit" / FEATURE / "markers" / f"{wp}-review.json").read_text())
-        assert marker["agent"] == "gemini" and marker["implementer"] == "claude-code" and not marker["single_agent"]
+        marker = json.loads(
+            (repo.root / ".kittify/kittydoit" / FEATURE / "markers" / f"{wp}-review.json").read_text()
+        )
+        assert (
+            marker["agent"] == "gemini"
+            and marker["implementer"] == "claude-code"
+            and not marker["single_agent"]
+        )
     worktree = repo.root / ".worktrees" / f"{FEATURE}-WP02"
     assert (worktree / WRITTEN_FILE).read_text() == "written through the stand-in model server for WP02\n"
     log = (repo.root / ".kittify/logs" / FEATURE / "WP02-review.log").read_text()

@@ -21,8 +21,11 @@ time.sleep(float(sys.argv[3]))
 
 
 def hold_in_child(folder: Path, limit: int, seconds: float) -> subprocess.Popen[str]:
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(limit), str(seconds)],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder), str(limit), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "held"
     return child
 

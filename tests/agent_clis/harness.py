@@ -58,8 +58,12 @@ def install(spec: AgentSpec) -> Path:
     try:
         result = subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--prefix", str(target), spec.package],
-            capture_output=True, text=True, timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise Unavailable(f"npm install {spec.package} took longer than {INSTALL_TIMEOUT} s") from None
     if result.returncode != 0 or not path.exists():
@@ -74,8 +78,14 @@ def registry_reachable(timeout: float = 20) -> str | None:
     if npm is None:
         return "npm is not installed"
     try:
-        result = subprocess.run([npm, "ping"], capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+        result = subprocess.run(
+            [npm, "ping"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return f"npm ping took longer than {timeout:.0f} s"
     if result.returncode != 0:
@@ -96,31 +106,62 @@ class Run:
     files: list[str] = field(default_factory=list)  # what the workdir holds afterwards
 
     def record(self) -> dict[str, object]:
-        return {"agent": self.agent, "argv": self.argv, "returncode": self.returncode, "stdout": self.stdout,
-                "stderr": self.stderr}  # fmt: skip
+        return {
+            "agent": self.agent,
+            "argv": self.argv,
+            "returncode": self.returncode,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }
 
 
 def standin_setup(agent_id: str, url: str, home: Path) -> tuple[dict[str, str], list[str]]:
     """Return the environment and extra arguments that point *agent_id* at the stand-in server at *url*."""
-    provider = {"provider": {"standin": {"npm": "@ai-sdk/openai-compatible", "name": "Standin",
-                                         "options": {"baseURL": f"{url}/v1", "apiKey": STANDIN_KEY},
-                                         "models": {"standin": {"name": "standin"}}}},
-                "model": "standin/standin"}  # fmt: skip
+    provider = {
+        "provider": {
+            "standin": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Standin",
+                "options": {"baseURL": f"{url}/v1", "apiKey": STANDIN_KEY},
+                "models": {"standin": {"name": "standin"}},
+            }
+        },
+        "model": "standin/standin",
+    }
     if agent_id == "claude-code":
-        return {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": STANDIN_KEY, "CLAUDE_CODE_MAX_RETRIES": "0"}, []
+        return {
+            "ANTHROPIC_BASE_URL": url,
+            "ANTHROPIC_API_KEY": STANDIN_KEY,
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+        }, []
     if agent_id == "codex":
         mock = f'{{name="standin",base_url="{url}/v1",env_key="STANDIN_KEY",wire_api="responses"}}'
-        return {"STANDIN_KEY": STANDIN_KEY}, ["-c", "model_provider=standin", "-c", f"model_providers.standin={mock}"]
+        return {"STANDIN_KEY": STANDIN_KEY}, [
+            "-c",
+            "model_provider=standin",
+            "-c",
+            f"model_providers.standin={mock}",
+        ]
     if agent_id == "copilot":
-        return {"COPILOT_PROVIDER_BASE_URL": f"{url}/v1", "COPILOT_PROVIDER_API_KEY": STANDIN_KEY,
-                "COPILOT_MODEL": "standin"}, []  # fmt: skip
+        return {
+            "COPILOT_PROVIDER_BASE_URL": f"{url}/v1",
+            "COPILOT_PROVIDER_API_KEY": STANDIN_KEY,
+            "COPILOT_MODEL": "standin",
+        }, []
     if agent_id == "gemini":
         settings = home / ".gemini" / "settings.json"
         settings.parent.mkdir(parents=True, exist_ok=True)
         settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
         return {"GEMINI_API_KEY": STANDIN_KEY, "GOOGLE_GEMINI_BASE_URL": url}, []
     if agent_id == "qwen":
-        return {}, ["--auth-type", "openai", "--openai-api-key", STANDIN_KEY, "--openai-base-url", f"{url}/v1"]
+        return {}, [
+            "--auth-type",
+            "openai",
+            "--openai-api-key",
+            STANDIN_KEY,
+            "--openai-base-url",
+            f"{url}/v1",
+        ]
     if agent_id == "opencode":
         return {"OPENCODE_CONFIG_CONTENT": json.dumps(provider)}, []
     if agent_id == "kilocode":
@@ -130,8 +171,14 @@ def standin_setup(agent_id: str, url: str, home: Path) -> tuple[dict[str, str], 
 
 def git_init(workdir: Path) -> None:
     """Make *workdir* a git repository with one commit, as a WP's worktree is."""
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     (workdir / "README.md").write_text("a work package's worktree\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "start"]):
         subprocess.run(["git", *args], cwd=workdir, env=env, check=True, capture_output=True)
@@ -140,8 +187,13 @@ def git_init(workdir: Path) -> None:
 def clean_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Return a minimal environment: no credentials, a throwaway HOME, node on PATH."""
     node_dir = str(Path(shutil.which("node") or "/usr/bin/node").parent)
-    env = {"PATH": f"{node_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-           "NO_COLOR": "1", "CI": "1"}  # fmt: skip
+    env = {
+        "PATH": f"{node_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "NO_COLOR": "1",
+        "CI": "1",
+    }
     return {**env, **(extra or {})}
 
 
@@ -163,9 +215,16 @@ def run_cli(
     argv = [str(binary(spec)), *argv[1:], *extra_args]
     stdin_path = spec.stdin_path(prompt_file)
     started = time.monotonic()
-    with (stdin_path.open("rb") if stdin_path else open(os.devnull, "rb")) as stdin:
-        proc = subprocess.Popen(argv, cwd=workdir, env=spec.environment(env), stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    with stdin_path.open("rb") if stdin_path else open(os.devnull, "rb") as stdin:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=spec.environment(env),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=timeout)
             code: int | None = proc.returncode
@@ -174,5 +233,12 @@ def run_cli(
             out, err = proc.communicate()
             code = None
     files = sorted(p.name for p in workdir.iterdir() if p.name not in (".git", "README.md"))
-    return Run(spec.id, argv, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-               time.monotonic() - started, files)  # fmt: skip
+    return Run(
+        spec.id,
+        argv,
+        code,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        time.monotonic() - started,
+        files,
+    )

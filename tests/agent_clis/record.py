@@ -22,8 +22,12 @@ from tests.agent_clis import harness
 from tests.standin_server import StandinServer
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded"
-IMPLEMENT_PROMPT = "You are implementing WP01.\n\nWork only inside {workdir}: a git worktree.\n\nWrite the file.\n"
-REVIEW_PROMPT = "You are reviewing work package WP01.\n\nEnd with VERDICT: APPROVED or VERDICT: CHANGES_REQUESTED.\n"
+IMPLEMENT_PROMPT = (
+    "You are implementing WP01.\n\nWork only inside {workdir}: a git worktree.\n\nWrite the file.\n"
+)
+REVIEW_PROMPT = (
+    "You are reviewing work package WP01.\n\nEnd with VERDICT: APPROVED or VERDICT: CHANGES_REQUESTED.\n"
+)
 # CLIs that give up on HTTP 429 by themselves; the others retry silently until kittydoit's timeout.
 RATE_LIMIT_AGENTS = ("claude-code", "codex", "copilot")
 
@@ -44,13 +48,16 @@ def record(agent_id: str, case: str, server: StandinServer) -> harness.Run | Non
         elif case == "unknown-flag":
             env, extra = harness.clean_env(home), ["--zz-sentinel"]
         else:
-            if agent_id not in harness.STANDIN_AGENTS or (case == "rate-limit" and agent_id not in RATE_LIMIT_AGENTS):
+            if agent_id not in harness.STANDIN_AGENTS or (
+                case == "rate-limit" and agent_id not in RATE_LIMIT_AGENTS
+            ):
                 return None
             server.mode = "429" if case == "rate-limit" else "ok"
             variables, extra = harness.standin_setup(agent_id, server.url, home)
             env = harness.clean_env(home, variables)
-        return harness.run_cli(spec, role, workdir=workdir, home=home, prompt=prompt, env=env, extra_args=extra,
-                               timeout=180)  # fmt: skip
+        return harness.run_cli(
+            spec, role, workdir=workdir, home=home, prompt=prompt, env=env, extra_args=extra, timeout=180
+        )
 
 
 def main(agents: list[str]) -> None:
@@ -65,7 +72,9 @@ def main(agents: list[str]) -> None:
                 path = RECORDED / agent_id / f"{case}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(run.record(), indent=1) + "\n")
-                print(f"{agent_id} {case}: exit {run.returncode} in {run.seconds:.1f} s -> {path}", flush=True)
+                print(
+                    f"{agent_id} {case}: exit {run.returncode} in {run.seconds:.1f} s -> {path}", flush=True
+                )
 
 
 if __name__ == "__main__":
