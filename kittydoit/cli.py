@@ -79,8 +79,11 @@ class Init(Command):  # type: ignore[misc]
     doc_usage = "[--force]"
     doc_description = (
         "Run it at the top of a spec-kitty repository (the folder holding kitty-specs/). It writes dodo.py, so "
-        "plain `doit` works too, and .kittify/agents.yaml for the agent CLIs found on PATH; files that exist are "
-        "kept unless --force is given.\n\nExample:\n  cd my-repo && kittydoit init && doit -n 4"
+        "plain `doit` works too, and a commented .kittify/agents.yaml for the agent CLIs found on PATH (and those "
+        "listed under agents.available in .kittify/config.yaml), the implementer and reviewer lists starting with "
+        "agents of different vendors. Files that exist are kept unless --force is given. Nothing is written when "
+        "no agent is found; the error then says how to install each one.\n\n"
+        "Example:\n  cd my-repo && kittydoit init && kittydoit agents --check && doit -n 4"
     )
     cmd_options = (
         {

@@ -111,7 +111,7 @@ def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mappi
     with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
         argv = _argv(spec, role, installed.path, Path(tmp))
         code, text = _run([*argv, SENTINEL], spec.environment(env or os.environ), cwd=Path(tmp))
-    ours = {flag.lstrip("-") for part in argv[1:] for flag in _FLAG.findall(part) if part.startswith("-")}
+    ours = {flag.lstrip("-"): flag for part in argv[1:] if part.startswith("-") for flag in _FLAG.findall(part)}
     rejected = [line for line in text.splitlines() if _REJECTION.search(line)]
     named = {word.lstrip("-") for line in rejected for word in re.findall(r"[\w-]+", line)}
     drifted = sorted(flag for flag in ours if flag in named and flag != SENTINEL.lstrip("-"))
@@ -132,7 +132,7 @@ def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mappi
             role,
             False,
             "sentinel",
-            f"{spec.id} {version} rejects --{drifted[0]} ({role}): {line.strip()}",
+            f"{spec.id} {version} rejects {ours[drifted[0]]} ({role}): {line.strip()}",
         )
     sentinel_named = any(SENTINEL.lstrip("-") in line or "kittydoitSentinel" in line for line in rejected)
     if not sentinel_named:
