@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 from conftest import FAKE_AGENT, FEATURE, Repo, git, make_repo
@@ -123,3 +124,21 @@ def test_max_concurrent_holds_across_worker_processes(tmp_path, second_coder: bo
     assert overlapped is second_coder  # one slot: the second WP waits; a second coder: it takes that one
     agents = {repo.wp_file(wp).read_text().split('agent: "')[1].split('"')[0] for wp in ("WP01", "WP02")}
     assert agents == ({"coder-a", "coder-b"} if second_coder else {"coder-a"})
+
+
+def test_an_agent_in_cursors_format_that_hangs_after_its_result_is_stopped_and_its_result_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    result_line = json.dumps({"type": "result", "subtype": "success", "is_error": False, "session_id": "c1",
+                              "result": "Looks right.\nVERDICT: APPROVED\nNo notes."}) + "\n"  # fmt: skip
+    repo.plan({"WP01": {"review": [{"stdout": result_line, "hang": True}]}})
+    configure(repo, (
+        "agents:\n"
+        f"  fake-coder: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
+        f"  hanging-reviewer: {{command: {command(repo, 'review')}, roles: [review], output: cursor}}\n"
+        "global_timeout: 120\n"
+    ))  # fmt: skip
+    started = time.monotonic()
+    result = repo.kittydoit("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 60  # stopped once the result was out, not at the timeout
+    assert repo.lane("WP01") == "done" and 'reviewed_by: "hanging-reviewer"' in repo.wp_file("WP01").read_text()
