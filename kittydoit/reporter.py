@@ -31,6 +31,7 @@ class Tally:
     skipped: list[str] = field(default_factory=list)  # already done before this run
     failed: dict[str, str] = field(default_factory=dict)  # WP -> reason
     blocked: dict[str, str] = field(default_factory=dict)  # WP -> what it waits for
+    self_reviewed: list[str] = field(default_factory=list)  # reviewed by their implementer (single-agent mode)
 
 
 class Reporter:
@@ -76,6 +77,10 @@ class Reporter:
         self._phase_done.setdefault(wp, set()).add(phase)
         if phase == "review":
             self.tally.done.append(wp)
+            values = getattr(task, "values", None) or {}
+            if values.get("single_agent"):
+                self.tally.self_reviewed.append(wp)
+                self._line(f"{wp} was reviewed by its own implementer, {values.get('agent')} (single-agent mode)")
         self.session.wp(wp, DONE if phase == "review" else None)
 
     def add_failure(self, task: Any, fail: BaseFail) -> None:
@@ -152,6 +157,8 @@ class Reporter:
         if t.blocked:
             parts.append(f"{len(t.blocked)} blocked")
         self._line(f"summary: {', '.join(parts)} in {elapsed:.1f} s")
+        if t.self_reviewed:
+            self._line(f"  single-agent mode: {', '.join(t.self_reviewed)} reviewed by their own implementer")
         for wp, reason in t.failed.items():
             self._line(f"  failed  {wp}: {reason.splitlines()[0] if reason else ''}")
         for wp, reason in t.blocked.items():

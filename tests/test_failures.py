@@ -70,7 +70,7 @@ def test_exhausted_options_call_for_a_human_naming_every_agent(tmp_path: Path) -
     out = result.stdout
     assert (
         "WP01 needs a human: implement failed, every agent failed (coder-a (2 attempts) crash: exit code 2 "
-        "[panic: nil map | WP01: implemented (call 2)]; coder-b auth_failed: authentication failed [Error: Not logged in. Please run /login])"
+        "[panic: nil map]; coder-b auth_failed: authentication failed [Error: Not logged in. Please run /login])"
     ) in out
     assert "Logs: .kittify/logs/001-demo/WP01-implement.log" in out
     assert "`doit forget WP01` to start WP01 over" in out
