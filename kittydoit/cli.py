@@ -258,7 +258,7 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
-            return reporter.exit_code()  # doit says 2 for a WP blocked by a failed one; that is a failed WP
+            return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
         return code
 
 
