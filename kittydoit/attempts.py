@@ -6,7 +6,8 @@ known message patterns, with the lines that decided it kept as evidence. What ha
 - transient failures (timeout, crash, unusable output, rate limit) are retried with the same agent, up to
   ``max_retries`` times, after a backoff that doubles each time (``retry_backoff_seconds``, at most 5 minutes);
   a rate-limited agent is retried only when no other agent can take over, and not before its cooldown ends;
-- an auth failure, a missing binary or no change is not retried with that agent;
+- an auth failure, a missing binary, an agent that cannot take the prompt, or no change is not retried with
+  that agent;
 - then ``fallback_strategy``: ``next_in_list`` tries the next agent for the role that is enabled, installed
   and not cooling down; ``same_agent`` stops after the retries; ``fail`` stops at the first failure, no retries;
 - a rate-limited agent cools down for ``rate_limit_cooldown_seconds`` and an auth-failed one for an hour, for
@@ -19,22 +20,26 @@ out, :class:`NeedsHuman` says which agents were tried, why each failed, where th
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from kittydoit import detect
 from kittydoit.config import AgentSettings, Config
 from kittydoit.outputs import AgentOutput
 from kittydoit.process import ProcessResult
+from kittydoit.slots import Slots
 from kittydoit.state import AgentHealth, WPRecord
 
 _BACKOFF_CAP = 300.0
 _AUTH_COOLDOWN = 3600.0
 
-# Message patterns for agents whose row names none of its own (checked after structured fields).
+# Failure kinds (kittydoit.outputs) that no retry can fix.
+_CANNOT_RUN = {"usage": "the agent rejected its command line", "config": "the agent's setup is broken"}
+
+# Generic message patterns, after the agent's own structured fields, exit codes and patterns (kittydoit.outputs).
 _RATE_LIMIT = re.compile(
     r"\b429\b|rate[ _-]?limit|too many requests|quota|resource[ _-]?exhausted|overloaded", re.IGNORECASE
 )
@@ -57,6 +62,7 @@ class Outcome(StrEnum):
     UNUSABLE_OUTPUT = "unusable_output"
     NO_CHANGE = "no_change"
     NOT_INSTALLED = "not_installed"
+    CANNOT_RUN = "cannot_run"  # not executable, or the prompt is too long for the agent's command line
 
 
 SUCCESSES = frozenset({Outcome.SUCCESS, Outcome.HUNG_AFTER_FINISH})
@@ -107,14 +113,19 @@ def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput, *
         return Attempt(agent.id, Outcome.AUTH_FAILED, "authentication failed", _evidence(output, lines), result, output)
     if output.rate_limited:
         return Attempt(agent.id, Outcome.RATE_LIMITED, "rate limited", _evidence(output, lines), result, output)
-    if result.returncode != 0 or output.error:
-        auth = _matching(lines, getattr(spec, "auth_patterns", ()), _AUTH)
+    if output.failure in _CANNOT_RUN:  # retrying a rejected flag or a broken setup cannot help
+        detail = f"{_CANNOT_RUN[output.failure]} (exit code {result.returncode})"
+        return Attempt(agent.id, Outcome.CANNOT_RUN, detail, _evidence(output, lines), result, output)
+    if result.returncode != 0 or output.is_error:
+        auth = _matching(lines, _AUTH)
         if auth:
             return Attempt(agent.id, Outcome.AUTH_FAILED, "authentication failed", auth, result, output)
-        limited = _matching(lines, getattr(spec, "rate_limit_patterns", ()), _RATE_LIMIT)
+        limited = _matching(lines, _RATE_LIMIT)
         if limited:
             return Attempt(agent.id, Outcome.RATE_LIMITED, "rate limited", limited, result, output)
         detail = f"exit code {result.returncode}" if result.returncode else "reported an error"
+        if output.failure and output.failure != "other":
+            detail += f" ({output.failure} error)"
         evidence = (f"exit code {result.returncode}", *(_evidence(output, lines[-3:])))
         return Attempt(agent.id, Outcome.CRASH, detail, evidence, result, output)
     if need_answer and not (output.final_text or "").strip():
@@ -129,8 +140,8 @@ def not_installed(agent: AgentSettings) -> Attempt:
 
 
 def installed(agent: AgentSettings) -> bool:
-    """Tell whether the agent's binary can be found."""
-    return shutil.which(agent.spec.binary) is not None
+    """Tell whether the agent's binary can be found on PATH."""
+    return bool(detect.find(agent.spec, version=False))
 
 
 def backoff(config: Config, retry: int) -> float:
@@ -147,6 +158,7 @@ class PhaseRun:
     record: WPRecord
     phase: str  # implement | review
     log_path: str
+    slots: Slots | None = None
     sleep: Callable[[float], None] = time.sleep
     tried: list[Attempt] = field(default_factory=list)
 
@@ -202,11 +214,27 @@ class PhaseRun:
         )
 
     def _order(self, candidates: Iterable[AgentSettings]) -> list[AgentSettings]:
-        """Put agents cooling down after the others, so other WPs don't burn attempts on them."""
-        ready, cooling = [], []
+        """Order the agents: free ones first, then those at their ``max_concurrent`` limit (a WP takes the next
+        agent with a free slot, else waits for one), then those cooling down (so WPs don't burn attempts on them).
+        Preference order holds within each group."""
+        free, busy, cooling = [], [], []
         for agent in candidates:
-            (cooling if self.health.cooling_until(agent.id) else ready).append(agent)
-        return ready + cooling
+            if self.health.cooling_until(agent.id):
+                cooling.append(agent)
+            elif self._slot_free(agent):
+                free.append(agent)
+            else:
+                busy.append(agent)
+        return free + busy + cooling
+
+    def _slot_free(self, agent: AgentSettings) -> bool:
+        if self.slots is None:
+            return True
+        slot = self.slots.try_acquire(agent.id, self.config.limit_for(agent))
+        if slot is None:
+            return False
+        slot.release()
+        return True
 
     def _wait(self, agent: AgentSettings, retry: int) -> float:
         """Return how long to wait before this try: the backoff, or until the agent's cooldown ends."""
@@ -267,9 +295,9 @@ def describe(attempt: Attempt, phase: str, retry: int) -> dict[str, Any]:
     return record
 
 
-def _matching(lines: Sequence[str], own: Iterable[str], generic: re.Pattern[str]) -> tuple[str, ...]:
-    patterns = [re.compile(p, re.IGNORECASE) for p in own] or [generic]
-    return tuple(line.strip()[:200] for line in lines if any(p.search(line) for p in patterns))[-3:]
+def _matching(lines: Sequence[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """Return the last lines matching *pattern*: the generic fallback after an agent's own failure signals."""
+    return tuple(line.strip()[:200] for line in lines if pattern.search(line))[-3:]
 
 
 def _evidence(output: AgentOutput, lines: Sequence[str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,17 +18,27 @@ from typing import Any
 from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, plan, scaffold, session, status
+from kittydoit import __version__, detect, plan, scaffold, session, status
+from kittydoit.config import Config, load_config
 from kittydoit.context import Paths
-from kittydoit.feature import find_root, load_feature, select_feature
 from kittydoit.git import Git
 from kittydoit.dodo import doit_namespace
-from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
+from kittydoit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_WP_FAILED,
+    FeatureError,
+    UserError,
+)
+from kittydoit.feature import find_root, load_feature, select_feature
 from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
 
   kittydoit init                 write dodo.py and .kittify/agents.yaml into this repository
+  kittydoit agents [--check]     the agent CLIs: installed?, version, the command line of each role
   kittydoit -n 4 run             implement and review every work package, four at a time
   kittydoit plan [-n 4]          what `run` would do: order, agents, graph, what is up to date
   kittydoit list                 the work packages, with their titles
@@ -74,8 +85,11 @@ class Init(Command):  # type: ignore[misc]
     doc_usage = "[--force]"
     doc_description = (
         "Run it at the top of a spec-kitty repository (the folder holding kitty-specs/). It writes dodo.py, so "
-        "plain `doit` works too, and .kittify/agents.yaml for the agent CLIs found on PATH; files that exist are "
-        "kept unless --force is given.\n\nExample:\n  cd my-repo && kittydoit init && doit -n 4"
+        "plain `doit` works too, and a commented .kittify/agents.yaml for the agent CLIs found on PATH (and those "
+        "listed under agents.available in .kittify/config.yaml), the implementer and reviewer lists starting with "
+        "agents of different vendors. Files that exist are kept unless --force is given. Nothing is written when "
+        "no agent is found; the error then says how to install each one.\n\n"
+        "Example:\n  cd my-repo && kittydoit init && kittydoit agents --check && doit -n 4"
     )
     cmd_options = (
         {
@@ -92,6 +106,71 @@ class Init(Command):  # type: ignore[misc]
         for line in scaffold.init(Path.cwd(), force=params["force"]):
             print(line)
         return EXIT_OK
+
+
+class Agents(Command):  # type: ignore[misc]
+    name = "agents"
+    doc_purpose = "list the agent CLIs: installed or not, version, roles and the command line each role runs"
+    doc_usage = "[--json] [--check]"
+    doc_description = (
+        "Lists the nine agents kittydoit knows (claude-code, codex, copilot, gemini, qwen, opencode, kilocode, "
+        "augment, cursor) and the custom agents of .kittify/agents.yaml, with the exact command line each would "
+        "run per role (<prompt-file>, <worktree> stand for each WP's).\n\n"
+        "--check proves the command lines of the configured, enabled agents against the installed binaries "
+        "without running a model: it appends an unknown flag and expects the CLI to reject only that one "
+        "(opencode and kilocode, whose parsers do not name unknown flags, are checked against their --help). "
+        "A flag the installed version no longer accepts fails the check, naming the agent, its version and the "
+        "flag; the exit status is then 1. Custom agents cannot be checked this way.\n\n"
+        "Example:\n  kittydoit agents --check && kittydoit -n 4 run"
+    )
+    cmd_options = (
+        {"name": "json", "short": "", "long": "json", "type": bool, "default": False,
+         "help": "print the list as JSON"},
+        {"name": "check", "short": "", "long": "check", "type": bool, "default": False,
+         "help": "prove the configured agents' command lines against the installed CLIs (exit 1 on drift)"},
+    )
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        rows = detect.survey(_repo_config(), run_checks=params["check"])
+        if params["json"]:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                print(_agent_lines(row))
+        failed = [c["message"] for row in rows for c in row["checks"] if not c["ok"]]
+        if params["check"]:
+            checked = sum(1 for row in rows if row["checks"])
+            if not checked:
+                sys.stderr.write("kittydoit agents --check: no configured agent is installed; nothing to check\n")
+                return EXIT_WP_FAILED
+            for message in failed:
+                sys.stderr.write(f"DRIFT: {message}\n")
+        return EXIT_WP_FAILED if failed else EXIT_OK
+
+
+def _repo_config() -> Config | None:
+    """Return the agent settings of the repository around the working directory, or None outside one."""
+    try:
+        root = find_root(Path.cwd())
+    except FeatureError:
+        return None
+    return load_config(root) if (root / ".kittify" / "agents.yaml").is_file() else None
+
+
+def _agent_lines(row: dict[str, Any]) -> str:
+    state = f"installed {row['version'] or '(version unknown)'}" if row["installed"] else "not installed"
+    if row["installed"] and row["checked_version"] and row["version"] != row["checked_version"]:
+        state += f" (kittydoit's flags were checked with {row['checked_version']})"
+    setting = "custom, " if row["custom"] else ""
+    setting += ("enabled" if row["enabled"] else "disabled") if row["configured"] else "not configured"
+    lines = [f"{row['id']} ({row['name']}): {state}; {setting}; roles: {', '.join(row['roles'])}"]
+    if not row["installed"] and row["install"]:
+        lines.append(f"  install: {row['install']}")
+    for role, argv in row["commands"].items():
+        shown = shlex.join(argv) + (" < <prompt-file>" if row["prompt"] == "stdin" else "")
+        lines.append(f"  {role + ':':15} {shown}")
+    lines += [f"  check {c['role']}: {'ok' if c['ok'] else 'FAILED'}: {c['message']}" for c in row["checks"]]
+    return "\n".join(lines)
 
 
 class Example(Command):  # type: ignore[misc]
@@ -221,7 +300,7 @@ class GraphCmd(Command):  # type: ignore[misc]
 
 class KittyDoitMain(DoitMain):  # type: ignore[misc]
     BIN_NAME = "kittydoit"
-    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Example, StatusCmd, Abort, PlanCmd, GraphCmd)
+    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Agents, Example, StatusCmd, Abort, PlanCmd, GraphCmd)
 
     def run(self, all_args: Sequence[str]) -> int:
         args = list(all_args)
@@ -236,7 +315,7 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
-            return reporter.exit_code()  # doit says 2 for a WP blocked by a failed one; that is a failed WP
+            return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
         return code
 
 

@@ -5,8 +5,10 @@ The file spec-kitty 0.16 writes is accepted as it is; kittydoit adds a few keys 
 problem in the file is reported at once, each naming the key and what is allowed.
 
 Preference per role is the order of that role's ``defaults`` list. Enabled agents with the role that the list
-leaves out come after it, lower ``priority`` first (spec-kitty's own defaults run from claude-code 10 to cursor
-90), then by name.
+leaves out come after it, lower ``priority`` first, then by name. An agent without ``priority`` has spec-kitty's
+default for it (claude-code 10, codex 20, ... cursor 90; custom agents 100). spec-kitty's code preferred the lower
+number while its design said higher, so kittydoit uses ``priority`` only to break ties among agents the
+``defaults`` list leaves out: list agents there to say what you prefer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from ruamel.yaml.error import YAMLError
 
 from kittydoit.agents import ALIASES, BUILTIN, PROMPT_MODES, ROLES, AgentSpec, custom_agent
 from kittydoit.errors import ConfigError
-from kittydoit.outputs import PARSERS
 
 CONFIG_PATH = Path(".kittify") / "agents.yaml"
 FALLBACK_STRATEGIES = ("next_in_list", "same_agent", "fail")
@@ -55,6 +56,8 @@ _AGENT_KEYS = (
     "output",
     "env",
 )
+# spec-kitty's default priorities (claude-code 10 ... cursor 90); custom agents get 100.
+DEFAULT_PRIORITY = {agent_id: 10 * (index + 1) for index, agent_id in enumerate(BUILTIN)}
 _SINGLE_KEYS = ("enabled", "agent", "review_delay_seconds")
 
 
@@ -66,7 +69,7 @@ class AgentSettings:
     enabled: bool = True
     roles: tuple[str, ...] = ROLES
     priority: int = 100
-    max_concurrent: int = 1
+    max_concurrent: int | None = None  # None: up to global_concurrency at once
     timeout_seconds: int | None = None
     model: str | None = None
 
@@ -115,6 +118,10 @@ class Config:
 
     def timeout_for(self, agent: AgentSettings) -> int:
         return agent.timeout_seconds or self.global_timeout
+
+    def limit_for(self, agent: AgentSettings) -> int:
+        """Return how many runs of *agent* may go at once, across every process (see kittydoit.slots)."""
+        return agent.max_concurrent or self.global_concurrency
 
     def fingerprint(self, role: str) -> str:
         """Return a hash of the settings that decide how *role* is done; a change makes WPs stale."""
@@ -170,8 +177,8 @@ def parse_config(data: object, path: Path | None = None) -> Config:
     single, delay = _single_agent(data.get("single_agent_mode"), agents, problems)
     if agents and not any(a.enabled for a in agents.values()):
         problems.append("agents: no agent is enabled; enable at least one")
-    if not agents and "agents" in data:
-        problems.append("agents: lists no agents; add at least one")
+    if not agents and not any(p.startswith("agents") for p in problems):
+        problems.append("agents: no agent is configured; run `kittydoit init` or add one under agents:")
     if problems:
         raise ConfigError(path, "; ".join(problems) if len(problems) == 1 else _bullets(problems))
     return Config(
@@ -266,8 +273,9 @@ def _agent(agent_id: str, value: object, problems: list[str]) -> AgentSettings |
         spec=spec,
         enabled=enabled,
         roles=tuple(roles),
-        priority=_int(value, "priority", 100, 0, problems, prefix),
-        max_concurrent=_int(value, "max_concurrent", 1, 1, problems, prefix),
+        priority=_int(value, "priority", DEFAULT_PRIORITY.get(agent_id, 100), 0, problems, prefix),
+        max_concurrent=None if value.get("max_concurrent") is None
+        else _int(value, "max_concurrent", 1, 1, problems, prefix),
         timeout_seconds=None if timeout is None else _int(value, "timeout_seconds", 0, 1, problems, prefix),
         model=model,
     )
@@ -297,15 +305,20 @@ def _spec(agent_id: str, value: Mapping[str, Any], problems: list[str]) -> Agent
         problems.append(f"{prefix}prompt: {prompt_via!r} is not one of {', '.join(PROMPT_MODES)}")
         prompt_via = "stdin"
     output = value.get("output", "text")
-    if output not in PARSERS:
-        problems.append(f"{prefix}output: {output!r} is not one of {', '.join(PARSERS)}")
+    formats = ("text", *BUILTIN)
+    if not isinstance(output, str) or canonical_id(output) not in formats:
+        problems.append(f"{prefix}output: {output!r} is not one of {', '.join(formats)} (a known agent's format)")
         output = "text"
     env = value.get("env") or {}
     if not isinstance(env, dict):
         problems.append(f"{prefix}env: must be a mapping of variable names to values")
         env = {}
     return custom_agent(
-        agent_id, command, prompt_via=prompt_via, output=output, env={str(k): str(v) for k, v in env.items()}
+        agent_id,
+        command,
+        prompt_via=prompt_via,
+        output=canonical_id(output),
+        env={str(k): str(v) for k, v in env.items()},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ def doit_namespace(dodo_file: str | Path | None = None, *, feature: str | None =
 
     The feature is *feature*, else the doit variable ``feature=...``, else the only one in kitty-specs/.
     """
+    _log_to_stderr()
     start = Path(dodo_file).resolve().parent if dodo_file else Path.cwd()
     ctx = load_context(start, feature or get_var("feature"))
     check_templates(ctx)
@@ -45,6 +47,17 @@ def doit_config(ctx: Context) -> dict[str, Any]:
         "num_process": 1,
         "par_type": "process",
     }
+
+
+def _log_to_stderr() -> None:
+    """Show kittydoit's warnings (a corrupt state file set aside, leftovers stopped) as ``kittydoit: ...`` lines."""
+    logger = logging.getLogger("kittydoit")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("kittydoit: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def _pin_fork() -> None:

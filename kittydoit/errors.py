@@ -28,7 +28,7 @@ EXIT_BAD_INPUT = 3
 EXIT_INTERRUPTED = 130
 
 
-class UserError(InvalidTask):
+class UserError(InvalidTask):  # type: ignore[misc]  # doit is untyped
     """A mistake in the user's files, settings or command line."""
 
     def __init__(self, where: str | Path | None, message: str) -> None:

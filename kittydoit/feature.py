@@ -169,7 +169,7 @@ def load_feature(root: Path, folder: Path) -> Feature:
         slug=folder.name,
         path=folder,
         layout=layout,
-        target_branch=meta.get("target_branch") or None,
+        target_branch=str(meta["target_branch"]) if meta.get("target_branch") else None,
         friendly_name=str(meta.get("friendly_name") or folder.name),
         wps=ordered,
     )

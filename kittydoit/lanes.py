@@ -71,12 +71,12 @@ class Lanes:
         self, wp_id: str, lane: str, *, agent: str, note: str, fields: Mapping[str, str] | None = None
     ) -> None:
         """Move *wp_id* to *lane*, setting *fields* too, with an Activity Log line."""
-        self._update(wp_id, lane, agent, note, {"lane": lane, **(fields or {})}, feedback=None)
+        self._update(wp_id, lane=lane, agent=agent, note=note, fields={"lane": lane, **(fields or {})}, feedback=None)
 
     def approve(self, wp_id: str, *, reviewer: str, note: str) -> None:
         """Record an approving review: lane ``done``."""
         fields = {"lane": "done", "review_status": "approved", "reviewed_by": reviewer}
-        self._update(wp_id, "done", reviewer, note, fields, feedback=None)
+        self._update(wp_id, lane="done", agent=reviewer, note=note, fields=fields, feedback=None)
 
     def request_changes(self, wp_id: str, *, reviewer: str, feedback: str, feedback_file: Path) -> None:
         """Record a review that asks for changes: lane ``planned`` with the feedback in the file."""
@@ -86,11 +86,14 @@ class Lanes:
             "reviewed_by": reviewer,
             "review_feedback_file": os.path.relpath(feedback_file, self.feature.root),
         }
-        self._update(wp_id, "planned", reviewer, "Changes requested in review", fields, feedback=feedback)
+        self._update(
+            wp_id, lane="planned", agent=reviewer, note="Changes requested in review", fields=fields, feedback=feedback
+        )
 
     def _update(
         self,
         wp_id: str,
+        *,
         lane: str,
         agent: str,
         note: str,

@@ -45,6 +45,7 @@ _KIND_STYLE = {
     "retried": "yellow",
     "fell_back": "yellow",
     "verdict": "magenta",
+    "single_agent": "yellow",
 }
 
 
@@ -131,6 +132,8 @@ def render_summary(summary: Summary, report_path: str | None) -> RenderableType:
     grid.add_column()
     for label, text in summary.figures():
         grid.add_row(label, text)
+    if self_reviewed := summary.self_reviewed():
+        grid.add_row("single-agent", f"{', '.join(self_reviewed)} reviewed by their own implementer")
     for wp in summary.wps:
         if wp.status == FAILED:
             grid.add_row(Text(f"failed {wp.id}", "bold red"), Text(first_line(wp.reason)))

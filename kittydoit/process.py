@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 _CAPTURE_LIMIT = 16 * 1024 * 1024  # keep the last 16 MiB of each stream for parsing
 _READ_SIZE = 65536
@@ -100,88 +101,68 @@ class ProcessRunner:
                 stack.callback(_unlink, pid_file)
             stack.callback(self._stop_group, proc)
             out, err = bytearray(), bytearray()
-            timed_out = idle = hung = False
+            watch = _Watch(deadline, idle_timeout, self.drain_seconds, self.finish_wait, time.monotonic())
             try:
-                timed_out, idle, hung = self._pump(
-                    proc, log, out, err, deadline, idle_timeout, is_finished
-                )
+                ending = self._pump(proc, log, out=out, err=err, watch=watch, is_finished=is_finished)
             finally:
                 for stream in (proc.stdout, proc.stderr):
                     if stream:
                         stream.close()
+            duration = time.monotonic() - started
         return ProcessResult(
             argv=tuple(argv),
-            returncode=None if (timed_out or idle or hung) else proc.returncode,
-            duration=time.monotonic() - started,
+            returncode=proc.returncode if ending is None else None,
+            duration=duration,
             log_path=log_path,
             stdout=out.decode("utf-8", "replace"),
             stderr=err.decode("utf-8", "replace"),
-            timed_out=timed_out,
-            idle_timed_out=idle,
-            finished_then_hung=hung,
+            timed_out=ending == "timeout",
+            idle_timed_out=ending == "idle",
+            finished_then_hung=ending == "hung",
         )
 
     def _pump(
         self,
         proc: subprocess.Popen[bytes],
-        log: object,
+        log: BinaryIO,
+        *,
         out: bytearray,
         err: bytearray,
-        deadline: float | None,
-        idle_timeout: float | None,
+        watch: _Watch,
         is_finished: Callable[[str], bool] | None,
-    ) -> tuple[bool, bool, bool]:
-        """Copy output to the log until both pipes close; return (timed_out, idle_timed_out, hung)."""
-        assert proc.stdout is not None and proc.stderr is not None
-        write = log.write  # type: ignore[attr-defined]
-        flush = log.flush  # type: ignore[attr-defined]
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ, out)
-        selector.register(proc.stderr, selectors.EVENT_READ, err)
-        last_output = time.monotonic()
-        exited_at: float | None = None
-        finished_at: float | None = None
-        try:
+    ) -> str | None:
+        """Copy output to the log until both pipes close; return why it stopped early (see _Watch), or None."""
+        if proc.stdout is None or proc.stderr is None:
+            raise ValueError("the process must be started with stdout and stderr pipes")
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, out)
+            selector.register(proc.stderr, selectors.EVENT_READ, err)
             while selector.get_map():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    return True, False, False
-                if idle_timeout is not None and now - last_output >= idle_timeout:
-                    return False, True, False
-                if exited_at is None and proc.poll() is not None:
-                    exited_at = now
-                if exited_at is not None and now - exited_at >= self.drain_seconds:
+                ending = watch.ending(time.monotonic(), proc)
+                if ending == "drained":
                     break  # a left-behind child holds the pipes open; _stop_group ends it
-                if finished_at is not None and exited_at is None and now - finished_at >= self.finish_wait:
-                    return False, False, True
-                waits = [1.0]
-                if deadline is not None:
-                    waits.append(deadline - now)
-                if exited_at is not None:
-                    waits.append(exited_at + self.drain_seconds - now)
-                for key, _ in selector.select(max(0.0, min(waits))):
+                if ending:
+                    return ending
+                for key, _ in selector.select(watch.wait(time.monotonic())):
                     chunk = os.read(key.fd, _READ_SIZE)
                     if not chunk:
                         selector.unregister(key.fileobj)
                         continue
-                    last_output = time.monotonic()
-                    write(chunk)
-                    flush()
+                    watch.last_output = time.monotonic()
+                    log.write(chunk)
+                    log.flush()
                     buffer: bytearray = key.data
                     buffer += chunk
                     if len(buffer) > _CAPTURE_LIMIT:
                         del buffer[: len(buffer) - _CAPTURE_LIMIT]
-                    if is_finished and finished_at is None and buffer is out:
-                        if is_finished(out[-_FINISH_WINDOW:].decode("utf-8", "replace")):
-                            finished_at = time.monotonic()
-        finally:
-            selector.close()
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    if buffer is out and is_finished and watch.finished_at is None:
+                        watch.finished(is_finished(out[-_FINISH_WINDOW:].decode("utf-8", "replace")))
+        remaining = None if watch.deadline is None else max(0.0, watch.deadline - time.monotonic())
         try:
             proc.wait(timeout=remaining)
         except subprocess.TimeoutExpired:
-            return True, False, False
-        return False, False, False
+            return "timeout"
+        return None
 
     def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
         """Stop the whole process group of *proc*, whatever state it is in; signals wait until done."""
@@ -215,6 +196,47 @@ def interrupt_once() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@dataclass
+class _Watch:
+    """The clocks of one agent run, and when to stop reading its output."""
+
+    deadline: float | None
+    idle_timeout: float | None
+    drain: float
+    finish_wait: float
+    last_output: float
+    exited_at: float | None = None
+    finished_at: float | None = None
+
+    def ending(self, now: float, proc: subprocess.Popen[bytes]) -> str | None:
+        """Return why to stop now: ``timeout``, ``idle``, ``hung`` (finished, did not exit), ``drained``."""
+        if self.deadline is not None and now >= self.deadline:
+            return "timeout"
+        if self.idle_timeout is not None and now - self.last_output >= self.idle_timeout:
+            return "idle"
+        if self.exited_at is None and proc.poll() is not None:
+            self.exited_at = now
+        if self.exited_at is not None:
+            return "drained" if now - self.exited_at >= self.drain else None
+        if self.finished_at is not None and now - self.finished_at >= self.finish_wait:
+            return "hung"
+        return None
+
+    def finished(self, complete: bool) -> None:
+        """Note that the output now holds a complete final result (when *complete*)."""
+        if complete:
+            self.finished_at = time.monotonic()
+
+    def wait(self, now: float) -> float:
+        """Return how long the next read may block."""
+        waits = [1.0]
+        if self.deadline is not None:
+            waits.append(self.deadline - now)
+        if self.exited_at is not None:
+            waits.append(self.exited_at + self.drain - now)
+        return max(0.0, min(waits))
 
 
 def stop_group(pgid: int, grace_seconds: float, reap: subprocess.Popen[bytes] | None = None) -> bool:

@@ -191,6 +191,10 @@ class Reporter:
             self._event(wp, "done", f"{wp} {phase} done" + (f" ({agent})" if agent else ""))
             if phase == "review":
                 self.outcomes.done.append(wp)
+                values = getattr(task, "values", None) or {}
+                if values.get("single_agent"):
+                    text = f"{wp} was reviewed by its own implementer, {values.get('agent')} (single-agent mode)"
+                    self._event(wp, "single_agent", text)
             self.session.wp(wp, DONE if phase == "review" else None)
             self._view.refresh(self._snapshot())
 

@@ -112,6 +112,10 @@ class Summary:
     def ids(self, status: str) -> list[str]:
         return [wp.id for wp in self.wps if wp.status == status]
 
+    def self_reviewed(self) -> list[str]:
+        """Return the WPs done by this run that their implementer reviewed (single-agent mode)."""
+        return [wp.id for wp in self.wps if wp.status == DONE and wp.single_agent]
+
     @property
     def invocations(self) -> int:
         return sum(wp.invocations for wp in self.wps)
@@ -173,6 +177,8 @@ class Summary:
         """Return the summary as plain text lines (for CI logs)."""
         out = [f"summary: {self.headline()}"]
         out += [f"  {label:<12} {text}" for label, text in self.figures()]
+        if self_reviewed := self.self_reviewed():
+            out.append(f"  single-agent mode: {', '.join(self_reviewed)} reviewed by their own implementer")
         for wp in self.wps:
             if wp.status == FAILED:
                 out.append(f"  failed  {wp.id}: {first_line(wp.reason)}")
@@ -264,7 +270,7 @@ def build(
                 implementer=record.get("implementer") or _last_agent(attempts, "implement"),
                 reviewer=record.get("reviewer") or _last_agent(attempts, "review"),
                 single_agent=bool(record.get("single_agent")),
-                invocations=sum(1 for a in attempts if a.get("class") != _NOT_RUN_CLASS),
+                invocations=sum(1 for a in attempts if _ran(a)),
                 retries=int(record.get("retries") or 0),
                 fallbacks=int(record.get("fallbacks") or 0),
                 review_cycles=int(record.get("review_cycles") or 0),
@@ -321,7 +327,7 @@ def _agents(attempts: Iterable[Mapping[str, Any]]) -> tuple[AgentUse, ...]:
         row = table.setdefault(name, {"invocations": 0, "implement": 0, "review": 0, "outcomes": {}, "seconds": 0.0})
         kind = str(attempt.get("class"))
         row["outcomes"][kind] = row["outcomes"].get(kind, 0) + 1
-        if kind == _NOT_RUN_CLASS:
+        if not _ran(attempt):
             continue
         row["invocations"] += 1
         phase = attempt.get("phase")
@@ -332,6 +338,12 @@ def _agents(attempts: Iterable[Mapping[str, Any]]) -> tuple[AgentUse, ...]:
             if attempt.get(key) is not None:
                 row[key] = (row.get(key) or 0) + attempt[key]
     return tuple(AgentUse(agent=name, **row) for name, row in sorted(table.items()))
+
+
+def _ran(attempt: Mapping[str, Any]) -> bool:
+    """Tell whether an attempt started the agent's process (one that was not installed, or could not be given
+    its prompt, did not; only a process that ran has a duration)."""
+    return attempt.get("duration") is not None and attempt.get("class") != _NOT_RUN_CLASS
 
 
 def _agent_report(use: AgentUse) -> dict[str, Any]:

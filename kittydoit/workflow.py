@@ -30,6 +30,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from kittydoit import outputs, prompts
+from kittydoit.agents import PromptTooLong
 from kittydoit.attempts import Attempt, NeedsHuman, Outcome, PhaseRun, classify
 from kittydoit.config import AgentSettings
 from kittydoit.context import Context
@@ -38,6 +39,7 @@ from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import LaneError, Lanes, write_atomic
 from kittydoit.process import interrupt_once
+from kittydoit.slots import Slots
 from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json
 
 _PR_SET_PDEATHSIG = 1
@@ -86,7 +88,8 @@ class _Phase:
         return self.ctx.paths.log(self.wp.id, phase)
 
     def agents(self, phase: str, log_name: str) -> PhaseRun:
-        return PhaseRun(self.ctx.config, self.health, self.record, phase, self.ctx.paths.rel(self.log(log_name)))
+        slots = Slots.for_repo(self.ctx.paths.root)
+        return PhaseRun(self.ctx.config, self.health, self.record, phase, self.ctx.paths.rel(self.log(log_name)), slots)
 
 
 def _boundary(
@@ -313,30 +316,40 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 
 
 def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSettings, prompt: str) -> Attempt:
-    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended."""
+    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended.
+
+    The run holds one of the agent's ``max_concurrent`` slots (waiting for one when all are taken).
+    """
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
     worktree = ctx.paths.worktree(wp.id)
-    argv = agent.spec.argv(role, prompt=prompt, prompt_file=prompt_file, workdir=worktree, model=agent.model)
     log_path = ctx.paths.log(wp.id, phase)
+    try:
+        argv = agent.spec.argv(role, prompt=prompt, prompt_file=prompt_file, workdir=worktree, model=agent.model)
+    except PromptTooLong as error:
+        attempt = Attempt(agent.id, Outcome.CANNOT_RUN, str(error), (str(error),))
+        _note(log_path, f"{agent.id}: {attempt.outcome.value}, {attempt.detail}")
+        return attempt
     shown = shlex.join(["<prompt>" if part == prompt else part for part in argv])
     _note(log_path, f"running {agent.id} ({role}): {shown}")
     try:
-        result = ctx.runner.run(
-            argv,
-            cwd=worktree,
-            log_path=log_path,
-            stdin_path=agent.spec.stdin_path(prompt_file),
-            env={**os.environ, **agent.spec.env},
-            timeout=ctx.config.timeout_for(agent),
-            pid_file=ctx.paths.pid_file(wp.id),
-        )
+        with Slots.for_repo(ctx.paths.root).hold(agent.id, ctx.config.limit_for(agent)):
+            result = ctx.runner.run(
+                argv,
+                cwd=worktree,
+                log_path=log_path,
+                stdin_path=agent.spec.stdin_path(prompt_file),
+                env=agent.spec.environment(os.environ),
+                timeout=ctx.config.timeout_for(agent),
+                pid_file=ctx.paths.pid_file(wp.id),
+                is_finished=agent.spec.is_finished,
+            )
     except FileNotFoundError:
         attempt = Attempt(agent.id, Outcome.NOT_INSTALLED, f"'{argv[0]}' is not installed", (f"{argv[0]}: not found",))
     except PermissionError:
-        attempt = Attempt(agent.id, Outcome.CRASH, f"'{argv[0]}' is not executable", (f"{argv[0]}: permission denied",))
+        attempt = Attempt(agent.id, Outcome.CANNOT_RUN, f"'{argv[0]}' is not executable", (f"{argv[0]}: permission denied",))
     else:
-        output = outputs.parse(agent.spec.output, result.stdout, result.stderr)
+        output = agent.spec.parse_output(result.stdout, result.stderr, result.returncode)
         attempt = classify(agent, result, output, need_answer=role == "review" or agent.spec.output != "text")
     took = f" after {attempt.result.duration:.1f} s" if attempt.result and attempt.outcome is not Outcome.TIMEOUT else ""
     evidence = f" [{'; '.join(attempt.evidence)}]" if attempt.evidence and not attempt else ""

@@ -274,9 +274,7 @@ def _demote_headings(text: str) -> str:
     for line in text.split("\n"):
         if _FENCE.match(line):
             fenced = not fenced
-        elif not fenced and _HEADING.match(line):
-            line = "##" + line
-        lines.append(line)
+        lines.append("##" + line if not fenced and _HEADING.match(line) else line)
     return "\n".join(lines)
 
 

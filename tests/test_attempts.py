@@ -48,11 +48,18 @@ def test_classify(res: ProcessResult, outcome: Outcome, evidence: str) -> None:
 
 
 def test_structured_fields_decide_before_patterns() -> None:
-    attempt = judged(result(1, "", "some unrelated text"), rate_limited=True, error="api_error_status 429")
+    attempt = judged(result(1, "", "some unrelated text"), failure="rate_limit", error="api_error_status 429")
     assert attempt.outcome is Outcome.RATE_LIMITED
     assert attempt.evidence == ("api_error_status 429",)
-    attempt = judged(result(0, "{}"), final_text=None, error="is_error: true")
+    attempt = judged(result(0, "{}"), final_text=None, is_error=True, error="is_error: true")
     assert attempt.outcome is Outcome.CRASH and attempt.detail == "reported an error"
+
+
+def test_a_rejected_command_line_is_not_worth_retrying() -> None:
+    attempt = judged(result(2, "", "error: unexpected argument '--full-auto' found"), failure="usage",
+                     error="unexpected argument '--full-auto' found")  # fmt: skip
+    assert attempt.outcome is Outcome.CANNOT_RUN
+    assert attempt.detail == "the agent rejected its command line (exit code 2)"
 
 
 def test_text_implementer_may_print_nothing() -> None:
