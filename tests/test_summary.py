@@ -81,7 +81,12 @@ def test_tokens_and_cost_are_summed_for_the_agents_that_report_them() -> None:
         "WP01": {"attempts": [tried("claude-code", "implement", input_tokens=1200, output_tokens=300, cost_usd=0.25),
                               tried("codex", "review")],
                  "reviews": [{"cycle": 1, "reviewer": "codex", "verdict": "approved"}], "review_cycles": 1},
-        "WP02": {"attempts": [tried("claude-code", "implement", input_tokens=800, output_tokens=100, cost_usd=0.125)]},
+        "WP02": {"attempts": [
+            {"phase": "implement", "agent": "ghost", "class": "not_installed", "detail": "not installed",
+             "evidence": [], "retry": 0},  # skipped: no process started
+            {"phase": "implement", "agent": "qwen", "class": "cannot_run", "detail": "prompt too long",
+             "evidence": [], "retry": 0},  # refused before a process started
+            tried("claude-code", "implement", input_tokens=800, output_tokens=100, cost_usd=0.125)]},
     }  # fmt: skip
     why = "WP02 review failed: no reviewer"
     outcomes = Outcomes(done=["WP01"], failed={"WP02": why}, failed_phase={"WP02": "review"})
@@ -91,11 +96,14 @@ def test_tokens_and_cost_are_summed_for_the_agents_that_report_them() -> None:
                     logs={"WP02": {"implement": "a.log", "review": "b.log"}})  # fmt: skip
     data = summary.report()
     check(data)
-    claude, codex = data["agents"]
+    claude, codex = data["agents"][:2]  # agents by name: claude-code, codex, ghost, qwen
     assert (claude["agent"], claude["input_tokens"], claude["output_tokens"], claude["cost_usd"]) == (
         "claude-code", 2000, 400, 0.375)
     assert (codex["input_tokens"], codex["cost_usd"], codex["seconds"]) == (None, None, 2.5)
     assert data["usage"] == {"input_tokens": 2000, "output_tokens": 400, "cost_usd": 0.375}
+    assert data["invocations"] == {"total": 3, "retries": 0, "fallbacks": 0, "not_installed": 1}
+    assert [(a["agent"], a["invocations"], a["outcomes"]) for a in data["agents"][2:]] == [
+        ("ghost", 0, {"not_installed": 1}), ("qwen", 0, {"cannot_run": 1})]
     assert data["failed"] == [{"wp": "WP02", "phase": "review", "reason": why, "log": "b.log"}]
     assert ("tokens", "2,000 in, 400 out; cost $0.38 (claude-code)") in summary.figures()
     assert summary.lines()[0] == "summary: 1/2 done, 1 failed in 1m01s"
