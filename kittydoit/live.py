@@ -1,6 +1,6 @@
 """The reporter's live view in a terminal: a header and one row per active WP, redrawn in place, events above it.
 
-Part of the reporter (rich is used here and in :mod:`kittydoit.reporter` only). The reporter gives the view
+Part of the reporter, and the only module that uses rich. The reporter gives the view
 :class:`Snapshot` values and :class:`~kittydoit.events.Event` values; :func:`render` turns a snapshot into what
 is drawn, so the same code draws the README's sample.
 
