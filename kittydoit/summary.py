@@ -169,7 +169,7 @@ class Summary:
         else:
             reporting = ", ".join(a.agent for a in self.agents if a.input_tokens is not None or a.cost_usd is not None)
             tokens = f"{usage['input_tokens'] or 0:,} in, {usage['output_tokens'] or 0:,} out"
-            cost = f"; cost ${usage['cost_usd']:.2f}" if usage["cost_usd"] is not None else ""
+            cost = f"; cost {_money(usage['cost_usd'])}" if usage["cost_usd"] is not None else ""
             rows.append(("tokens", f"{tokens}{cost} ({reporting})"))
         return rows
 
@@ -412,6 +412,11 @@ def _sum(values: Iterable[float | int | None]) -> Any:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def _money(usd: float) -> str:
+    """Return ``$12.34``, or ``$0.0022`` for amounts under ten cents (a short run's cost)."""
+    return f"${usd:,.2f}" if usd >= 0.1 else f"${usd:.4f}"
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:

@@ -160,3 +160,26 @@ def test_report_figures_are_what_the_fake_agents_did_and_match_the_schema(tmp_pa
     assert second["counts"]["skipped"] == 4 and second["invocations"]["total"] == 0
     assert len(list(reports.glob(f"{FEATURE}-*.json"))) == 3
     assert "summary: 4/4 done, 4 already done in " in again.stdout
+
+
+@pytest.mark.slow
+def test_tokens_and_cost_reported_by_an_agent_reach_the_summary_and_the_report(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": ["WP01"]})
+    config = repo.root / ".kittify" / "agents.yaml"  # the reviewer speaks claude-code's JSON
+    reviewer = "    roles: [review]\n"
+    config.write_text(config.read_text().replace(reviewer, reviewer + "    output: claude-code\n"))
+    recorded = json.loads((Path(__file__).with_name("recorded") / "claude-code" / "review.json").read_text())
+    repo.plan({wp: {"review": [{"stdout": recorded["stdout"]}]} for wp in ("WP01", "WP02")})
+    result = repo.kittydoit("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    usage = json.loads(recorded["stdout"])  # what the agent said it used, per review
+    tokens_in, tokens_out = usage["usage"]["input_tokens"], usage["usage"]["output_tokens"]
+    cost = usage["total_cost_usd"]
+    data = json.loads((repo.root / ".kittify" / "reports" / f"{FEATURE}-latest.json").read_text())
+    check(data)
+    assert data["usage"] == {"input_tokens": 2 * tokens_in, "output_tokens": 2 * tokens_out, "cost_usd": 2 * cost}
+    agents = {a["agent"]: a for a in data["agents"]}
+    assert agents["fake-coder"]["input_tokens"] is None and agents["fake-coder"]["cost_usd"] is None
+    assert (agents["fake-reviewer"]["input_tokens"], agents["fake-reviewer"]["review"]) == (2 * tokens_in, 2)
+    shown = f"  tokens       {2 * tokens_in:,} in, {2 * tokens_out:,} out; cost ${2 * cost:.4f} (fake-reviewer)"
+    assert shown in result.stdout
