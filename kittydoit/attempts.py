@@ -98,7 +98,6 @@ def classify(agent: AgentSettings, result: ProcessResult, output: AgentOutput, *
     *need_answer*: a missing final answer makes the attempt unusable (reviews, and agents with structured
     output, whose result record is missing only when something went wrong).
     """
-    spec = agent.spec
     lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
     if result.timed_out:
         return Attempt(agent.id, Outcome.TIMEOUT, f"timed out after {result.duration:.0f} s",
@@ -168,19 +167,19 @@ class PhaseRun:
         attempt: Callable[[AgentSettings], Attempt],
         before: Callable[[AgentSettings], None] | None = None,
     ) -> Attempt:
-        """Try *candidates* in order under the configured retry and fallback rules; return the successful attempt.
+        """Try *candidates* under the configured retry and fallback rules; return the successful attempt.
 
         *attempt* runs one agent once and judges the result; *before* is called before each agent's first try.
+        Each try holds one of the agent's ``max_concurrent`` slots; choosing an agent takes its slot in the same
+        step, so of two WPs starting together only one gets the last free slot and the other the next agent.
         """
         strategy = self.config.fallback_strategy
         retries_allowed = 0 if strategy == "fail" else self.config.max_retries
+        remaining = self._usable(candidates)
         used = tries = 0
-        for agent in self._order(candidates):
-            if used and strategy != "next_in_list":
-                break
-            if not installed(agent):
-                self._note(not_installed(agent))
-                continue
+        while remaining and (not used or strategy == "next_in_list"):
+            agent, slot = self._pick(remaining)
+            remaining.remove(agent)
             if used:
                 self.record.count("fallbacks")
             used += 1
@@ -189,52 +188,73 @@ class PhaseRun:
             for retry in range(retries_allowed + 1):
                 if retry:
                     self.record.count("retries")
-                wait = self._wait(agent, retry)
-                if wait > 0:
-                    self.sleep(wait)
+                    slot = self._after_wait(agent, retry)
                 tries += 1
-                self.record.update(agent=agent.id, attempt=tries)
-                result = attempt(agent)
+                self.record.update(agent=agent.id, attempt=tries, waiting=None)
+                try:
+                    result = attempt(agent)
+                finally:
+                    slot.release()
                 self._note(result, retry=retry)
                 if result:
                     return result
                 if result.outcome not in TRANSIENT:
                     break
                 if result.outcome is Outcome.RATE_LIMITED and strategy == "next_in_list" and self._others(
-                    candidates, agent
+                    remaining, agent
                 ):
                     break  # it cools down; another agent takes over rather than waiting
         raise NeedsHuman(self._summary())
 
-    def _others(self, candidates: Iterable[AgentSettings], agent: AgentSettings) -> bool:
-        """Tell whether an agent other than *agent* could take over now."""
-        return any(
-            other.id != agent.id and installed(other) and not self.health.cooling_until(other.id)
-            for other in candidates
-        )
-
-    def _order(self, candidates: Iterable[AgentSettings]) -> list[AgentSettings]:
-        """Order the agents: free ones first, then those at their ``max_concurrent`` limit (a WP takes the next
-        agent with a free slot, else waits for one), then those cooling down (so WPs don't burn attempts on them).
-        Preference order holds within each group."""
-        free, busy, cooling = [], [], []
+    def _usable(self, candidates: Iterable[AgentSettings]) -> list[AgentSettings]:
+        """Return the candidates worth trying; note the others (not installed, failed authentication)."""
+        usable = []
         for agent in candidates:
-            if self.health.cooling_until(agent.id):
-                cooling.append(agent)
-            elif self._slot_free(agent):
-                free.append(agent)
+            if not installed(agent):
+                self._note(not_installed(agent))
+            elif self.health.failed_auth(agent.id):
+                self._note(Attempt(agent.id, Outcome.AUTH_FAILED, "failed authentication earlier in this run",
+                                   ("not tried again until its cooldown ends",)))  # fmt: skip
             else:
-                busy.append(agent)
-        return free + busy + cooling
+                usable.append(agent)
+        return usable
 
-    def _slot_free(self, agent: AgentSettings) -> bool:
+    def _pick(self, remaining: list[AgentSettings]) -> tuple[AgentSettings, Any]:
+        """Choose the next agent and take one of its slots.
+
+        The first agent that is not cooling down and has a free slot; else the most preferred one, after its
+        cooldown and once a slot is free.
+        """
+        ready = [a for a in remaining if not self.health.cooling_until(a.id)]
+        for agent in ready:
+            slot = self._try_slot(agent)
+            if slot is not None:
+                return agent, slot
+        agent = (ready or remaining)[0]
+        return agent, self._after_wait(agent, 0)
+
+    def _after_wait(self, agent: AgentSettings, retry: int) -> Any:
+        """Wait out the backoff and the agent's cooldown, then for one of its slots; return the slot."""
+        wait = self._wait(agent, retry)
+        if wait > 0:
+            reason = "cooldown" if self.health.cooling_until(agent.id) else "backoff"
+            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + wait))
+            self.record.update(agent=agent.id, waiting=f"{reason} of {agent.id} until {until}")
+            self.sleep(wait)
+        slot = self._try_slot(agent)
+        if slot is None and self.slots is not None:
+            self.record.update(agent=agent.id, waiting=f"a free slot of {agent.id}")
+            slot = self.slots.acquire(agent.id, self.config.limit_for(agent))
+        return slot if slot is not None else _NoSlot()
+
+    def _try_slot(self, agent: AgentSettings) -> Any:
         if self.slots is None:
-            return True
-        slot = self.slots.try_acquire(agent.id, self.config.limit_for(agent))
-        if slot is None:
-            return False
-        slot.release()
-        return True
+            return _NoSlot()
+        return self.slots.try_acquire(agent.id, self.config.limit_for(agent))
+
+    def _others(self, remaining: Iterable[AgentSettings], agent: AgentSettings) -> bool:
+        """Tell whether an agent other than *agent* could take over now."""
+        return any(other.id != agent.id and not self.health.cooling_until(other.id) for other in remaining)
 
     def _wait(self, agent: AgentSettings, retry: int) -> float:
         """Return how long to wait before this try: the backoff, or until the agent's cooldown ends."""
@@ -272,6 +292,13 @@ class PhaseRun:
                 why += f" [{' | '.join(e[:160] for e in telling)}]"
             parts.append(f"{agent}{times} {why}")
         return f"every agent failed ({'; '.join(parts)})"
+
+
+class _NoSlot:
+    """Stands for a slot when no slot files are in use (PhaseRun without Slots)."""
+
+    def release(self) -> None:
+        pass
 
 
 def describe(attempt: Attempt, phase: str, retry: int) -> dict[str, Any]:

@@ -164,6 +164,12 @@ class AgentHealth:
             return None
         return float(until)
 
+    def failed_auth(self, agent_id: str) -> bool:
+        """Tell whether *agent_id* is cooling down after an authentication failure (no use waiting for it)."""
+        entry = self.snapshot().get(agent_id, {})
+        cooling = (entry.get("cooling_down_until_epoch") or 0) > self.clock().timestamp()
+        return bool(cooling and entry.get("last_failure", {}).get("class") == "auth_failed")
+
     def record(self, agent_id: str, outcome: str, *, cooldown: float | None = None) -> None:
         """Record an attempt's outcome; *cooldown* seconds marks the agent unavailable for every WP."""
         with locked(self.path.with_suffix(".lock")):

@@ -239,44 +239,52 @@ def _review(phase: _Phase) -> dict[str, Any]:
             )
         phase.record.start("reviewing")
         phase.record.update(review_cycles=cycle)
-        diff = ctx.git.diff(worktree, base)
-        prompt = ctx.prompts.render(prompts.REVIEW, _prompt_context(ctx, wp) | {"diff": _diff_context(diff)})
-        reviewers = _reviewers(phase, implementer)
-
-        def attempt(agent: AgentSettings) -> Attempt:
-            result = _invoke(ctx, wp, "review", "review", agent, prompt)
-            if result and outputs.find_verdict(result.output.final_text if result.output else None) is None:
-                tail = (result.output.final_text or "").strip().splitlines()[-1:] if result.output else []
-                return result.failed(Outcome.UNUSABLE_OUTPUT, "answer has no VERDICT line",
-                                     "no 'VERDICT: APPROVED' or 'VERDICT: CHANGES_REQUESTED' line", *tail)  # fmt: skip
-            return result
-
-        done = phase.agents("review", "review").run(reviewers, attempt)
-        assert done.output is not None
-        verdict = outputs.find_verdict(done.output.final_text)
-        assert verdict is not None
+        reviewer, verdict, diff = _review_once(phase, worktree, base, implementer)
         said = "approved" if verdict.approved else "changes_requested"  # for the reporter's events and summary
         phase.record.update(reviews=[*phase.record.data.get("reviews", []),
-                                     {"cycle": cycle, "reviewer": done.agent, "verdict": said}])  # fmt: skip
+                                     {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
-            phase.lanes.approve(wp.id, reviewer=done.agent, note=f"Review passed{': ' + summary if summary else ''}")
-            record = {"wp": wp.id, "phase": "review", "agent": done.agent, "implementer": implementer,
+            phase.lanes.approve(wp.id, reviewer=reviewer, note=f"Review passed{': ' + summary if summary else ''}")
+            record = {"wp": wp.id, "phase": "review", "agent": reviewer, "implementer": implementer,
                       "base": base, "head": diff.head, "reviews": cycle,
-                      "single_agent": done.agent == implementer}  # fmt: skip
+                      "single_agent": reviewer == implementer}  # fmt: skip
             _write_marker(ctx, ctx.paths.marker(wp.id, "review"), record)
-            phase.record.update(reviewer=done.agent, single_agent=done.agent == implementer)
+            phase.record.update(reviewer=reviewer, single_agent=reviewer == implementer)
             phase.record.finish(DONE)
             return record
         text = verdict.feedback or _NO_DETAILS
         feedback_file = ctx.paths.feedback(wp.id)
         write_atomic(feedback_file, text + "\n")
-        phase.lanes.request_changes(wp.id, reviewer=done.agent, feedback=text, feedback_file=feedback_file)
+        phase.lanes.request_changes(wp.id, reviewer=reviewer, feedback=text, feedback_file=feedback_file)
     raise WPFailure(
         f"changes still requested after {limit} reviews; the feedback is in "
         f"{ctx.feature.relpath(phase.lanes.path(wp.id))}. Run `doit run` for another round, or fix it by hand "
         f"in {ctx.paths.rel(worktree)} and move the lane to for_review"
     )
+
+
+def _review_once(phase: _Phase, worktree: Path, base: str, implementer: str) -> tuple[str, outputs.Verdict, Diff]:
+    """Have the change reviewed once, with retries and fallback; return the reviewer, its verdict and the diff."""
+    ctx, wp = phase.ctx, phase.wp
+    diff = ctx.git.diff(worktree, base)
+    prompt = ctx.prompts.render(prompts.REVIEW, _prompt_context(ctx, wp) | {"diff": _diff_context(diff)})
+    verdicts: dict[str, outputs.Verdict] = {}
+
+    def attempt(agent: AgentSettings) -> Attempt:
+        result = _invoke(ctx, wp, "review", "review", agent, prompt)
+        answer = result.output.final_text if result.output else None
+        verdict = outputs.find_verdict(answer)
+        if result and verdict is None:
+            tail = (answer or "").strip().splitlines()[-1:]
+            return result.failed(Outcome.UNUSABLE_OUTPUT, "answer has no VERDICT line",
+                                 "no 'VERDICT: APPROVED' or 'VERDICT: CHANGES_REQUESTED' line", *tail)  # fmt: skip
+        if verdict is not None:
+            verdicts[agent.id] = verdict
+        return result
+
+    done = phase.agents("review", "review").run(_reviewers(phase, implementer), attempt)
+    return done.agent, verdicts[done.agent], diff
 
 
 def _reviewers(phase: _Phase, implementer: str) -> list[AgentSettings]:
@@ -316,10 +324,7 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 
 
 def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSettings, prompt: str) -> Attempt:
-    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended.
-
-    The run holds one of the agent's ``max_concurrent`` slots (waiting for one when all are taken).
-    """
+    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended."""
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
     worktree = ctx.paths.worktree(wp.id)
@@ -333,17 +338,16 @@ def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSe
     shown = shlex.join(["<prompt>" if part == prompt else part for part in argv])
     _note(log_path, f"running {agent.id} ({role}): {shown}")
     try:
-        with Slots.for_repo(ctx.paths.root).hold(agent.id, ctx.config.limit_for(agent)):
-            result = ctx.runner.run(
-                argv,
-                cwd=worktree,
-                log_path=log_path,
-                stdin_path=agent.spec.stdin_path(prompt_file),
-                env=agent.spec.environment(os.environ),
-                timeout=ctx.config.timeout_for(agent),
-                pid_file=ctx.paths.pid_file(wp.id),
-                is_finished=agent.spec.is_finished,
-            )
+        result = ctx.runner.run(
+            argv,
+            cwd=worktree,
+            log_path=log_path,
+            stdin_path=agent.spec.stdin_path(prompt_file),
+            env=agent.spec.environment(os.environ),
+            timeout=ctx.config.timeout_for(agent),
+            pid_file=ctx.paths.pid_file(wp.id),
+            is_finished=agent.spec.is_finished,
+        )
     except FileNotFoundError:
         attempt = Attempt(agent.id, Outcome.NOT_INSTALLED, f"'{argv[0]}' is not installed", (f"{argv[0]}: not found",))
     except PermissionError:
