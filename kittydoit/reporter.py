@@ -340,7 +340,8 @@ class Reporter:
             agent=str(record.get("agent") or "") if attempt else "",
             attempt=attempt,
             seconds=seconds,
-            last_line=last_line(self.ctx.paths.log(wp, phase)),
+            # a WP waiting out a backoff, a cooldown or a busy agent says so instead of showing its log
+            last_line=f"waiting for {record['waiting']}" if record.get("waiting") else last_line(self.ctx.paths.log(wp, phase)),
         )
 
     def _summarize(self, status: str, interrupted: bool) -> Summary:

@@ -118,6 +118,8 @@ def render(status: Status, now: datetime | None = None) -> str:
                 f"    {wp}  {_cut(r.get('title', ''), 28):28}  {r.get('phase') or 'waiting':16}  "
                 f"{r.get('agent') or '-':14}  {attempt:10}  {since}"
             )
+            if r.get("waiting"):
+                lines.append(f"          waiting for {r['waiting']}")
     for key, label in ((FAILED, "failed"), (BLOCKED, "blocked"), ("interrupted", "interrupted")):
         rows = [(wp, r) for wp, r in status.wps.items() if r.get("status") == key]
         if rows:
