@@ -21,7 +21,6 @@ from doit.doit_cmd import DoitMain
 from kittydoit import __version__, detect, plan, scaffold, session, status
 from kittydoit.config import Config, load_config
 from kittydoit.context import Paths
-from kittydoit.git import Git
 from kittydoit.dodo import doit_namespace
 from kittydoit.errors import (
     EXIT_BAD_INPUT,
@@ -33,6 +32,7 @@ from kittydoit.errors import (
     UserError,
 )
 from kittydoit.feature import find_root, load_feature, select_feature
+from kittydoit.git import Git
 from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
@@ -193,7 +193,11 @@ class Example(Command):  # type: ignore[misc]
         return EXIT_OK
 
 
-opt_feature_cmd = {**opt_feature, "section": "", "help": "the feature: NNN-slug, NNN, or its folder [default: the one running, else the last one run]"}
+opt_feature_cmd = {
+    **opt_feature,
+    "section": "",
+    "help": "the feature: NNN-slug, NNN, or its folder [default: the one running, else the last one run]",
+}
 
 
 class StatusCmd(Command):  # type: ignore[misc]

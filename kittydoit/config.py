@@ -215,7 +215,9 @@ def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], prefix: str
             problems.append(f"{prefix}{key}: unknown key{hint}")
 
 
-def _int(data: Mapping[str, Any], key: str, default: int, minimum: int, problems: list[str], prefix: str = "") -> int:
+def _int(  # noqa: PLR0917 -- a compact checker called a dozen times with the same shape
+    data: Mapping[str, Any], key: str, default: int, minimum: int, problems: list[str], prefix: str = ""
+) -> int:
     value = data.get(key, default)
     if value is None:
         return default

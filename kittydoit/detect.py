@@ -67,7 +67,7 @@ def find(spec: AgentSpec, *, env: Mapping[str, str] | None = None, version: bool
 
 def check(spec: AgentSpec, installed: Installed, *, env: Mapping[str, str] | None = None) -> list[Check]:
     """Prove the command line of each of *spec*'s roles against the installed binary."""
-    assert installed.path is not None
+    _require(installed)
     results = []
     for role in ROLES:
         if spec.sentinel_check:
@@ -107,9 +107,9 @@ def _argv(spec: AgentSpec, role: str, path: str, workdir: Path) -> list[str]:
 
 
 def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[str, str] | None) -> Check:
-    assert installed.path is not None
+    path = _require(installed)
     with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
-        argv = _argv(spec, role, installed.path, Path(tmp))
+        argv = _argv(spec, role, path, Path(tmp))
         code, text = _run([*argv, SENTINEL], spec.environment(env or os.environ), cwd=Path(tmp))
     ours = {flag.lstrip("-"): flag for part in argv[1:] if part.startswith("-") for flag in _FLAG.findall(part)}
     rejected = [line for line in text.splitlines() if _REJECTION.search(line)]
@@ -148,8 +148,8 @@ def _sentinel_check(spec: AgentSpec, role: str, installed: Installed, env: Mappi
 
 
 def _help_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[str, str] | None) -> Check:
-    assert installed.path is not None
-    code, text = _run([installed.path, *spec.help_args], env)
+    path = _require(installed)
+    code, text = _run([path, *spec.help_args], env)
     version = installed.version or "unknown version"
     if code is None:
         return Check(
@@ -157,7 +157,7 @@ def _help_check(spec: AgentSpec, role: str, installed: Installed, env: Mapping[s
         )
     listed = set(_FLAG.findall(text))
     with tempfile.TemporaryDirectory(prefix="kittydoit-check-") as tmp:
-        argv = _argv(spec, role, installed.path, Path(tmp))
+        argv = _argv(spec, role, path, Path(tmp))
     ours = [part for part in argv[1:] if _FLAG.fullmatch(part)]
     missing = [flag for flag in ours if flag not in listed]
     if missing:
@@ -246,3 +246,10 @@ def survey(
             }
         )
     return rows
+
+
+def _require(installed: Installed) -> str:
+    """Return the binary's path; checking an agent that is not installed is a caller's mistake."""
+    if installed.path is None:
+        raise ValueError(f"{installed.agent_id} is not installed: nothing to check")
+    return installed.path

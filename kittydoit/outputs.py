@@ -163,8 +163,8 @@ def _last_lines(text: str, count: int = 3) -> tuple[str, ...]:
 
 def _json_lines(text: str) -> Iterator[dict[str, Any]]:
     """Yield the JSON objects of a JSONL stream, skipping lines that are not JSON objects."""
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 data = json.loads(line)

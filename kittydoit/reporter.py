@@ -341,8 +341,14 @@ class Reporter:
             attempt=attempt,
             seconds=seconds,
             # a WP waiting out a backoff, a cooldown or a busy agent says so instead of showing its log
-            last_line=f"waiting for {record['waiting']}" if record.get("waiting") else last_line(self.ctx.paths.log(wp, phase)),
+            last_line=self._last_line(wp, phase, record),
         )
+
+    def _last_line(self, wp: str, phase: str, record: dict[str, Any]) -> str:
+        """Return what a row shows last: what an idle WP waits for, else the last line of its log."""
+        if record.get("waiting"):
+            return f"waiting for {record['waiting']}"
+        return last_line(self.ctx.paths.log(wp, phase))
 
     def _summarize(self, status: str, interrupted: bool) -> Summary:
         run = read_json(self.ctx.paths.run_file) or {}

@@ -122,7 +122,8 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str
         if not info:
             lines.append(f"  # not on PATH yet; install: {BUILTIN[agent_id].install}")
         lines.append(
-            f"  {agent_id}: {{enabled: true, roles: [implementation, review], max_concurrent: 2, timeout_seconds: 3600}}"
+            f"  {agent_id}: {{enabled: true, roles: [implementation, review], "
+            "max_concurrent: 2, timeout_seconds: 3600}"
         )
     missing = [spec for agent_id, spec in BUILTIN.items() if agent_id not in chosen]
     if missing:

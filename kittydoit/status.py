@@ -66,7 +66,9 @@ def read_status(start: Path, feature: str | None) -> Status:
     name = choose_feature(root, feature)
     entry = state.get("runs", {}).get(name)
     if entry is None:
-        raise UserError(root / ".kittify", f"no kittydoit run of {name} is recorded yet; start one with `kittydoit run`")
+        raise UserError(
+            root / ".kittify", f"no kittydoit run of {name} is recorded yet; start one with `kittydoit run`"
+        )
     paths = Paths(root=root, feature=name)
     wps: dict[str, dict[str, Any]] = {}
     run_id = entry.get("run", {}).get("id")
@@ -97,7 +99,9 @@ def render(status: Status, now: datetime | None = None) -> str:
     total = len(status.wps)
     done = status.counts.get(DONE, 0) + status.counts.get(SKIPPED, 0)
     if status.running:
-        state = f"running for {_ago(run.get('started'), now)}" + (f" (pid {status.pid})" if status.pid and status.pid > 0 else "")
+        state = f"running for {_ago(run.get('started'), now)}"
+        if status.pid and status.pid > 0:
+            state += f" (pid {status.pid})"
     else:
         state = f"{run.get('status', 'unknown')}" + (f" ({run['reason']})" if run.get("reason") else "")
         if run.get("ended"):
@@ -108,35 +112,46 @@ def render(status: Status, now: datetime | None = None) -> str:
         if status.counts.get(key):
             parts.append(f"{status.counts[key]} {key}")
     lines.append("  " + " · ".join(parts))
+    lines += _active_lines(status, now) + _problem_lines(status) + _agent_lines(status)
+    return "\n".join(lines)
+
+
+def _active_lines(status: Status, now: datetime) -> list[str]:
     active = [(wp, r) for wp, r in status.wps.items() if r.get("status") == RUNNING]
-    if active:
-        lines.append("  active:")
-        for wp, r in active:
-            attempt = f"attempt {r['attempt']}" if r.get("attempt") else ""
-            since = _ago(r.get("phase_started") or r.get("started"), now)
-            lines.append(
-                f"    {wp}  {_cut(r.get('title', ''), 28):28}  {r.get('phase') or 'waiting':16}  "
-                f"{r.get('agent') or '-':14}  {attempt:10}  {since}"
-            )
-            if r.get("waiting"):
-                lines.append(f"          waiting for {r['waiting']}")
-    for key, label in ((FAILED, "failed"), (BLOCKED, "blocked"), ("interrupted", "interrupted")):
+    lines = ["  active:"] if active else []
+    for wp, r in active:
+        attempt = f"attempt {r['attempt']}" if r.get("attempt") else ""
+        since = _ago(r.get("phase_started") or r.get("started"), now)
+        lines.append(
+            f"    {wp}  {_cut(r.get('title', ''), 28):28}  {r.get('phase') or 'waiting':16}  "
+            f"{r.get('agent') or '-':14}  {attempt:10}  {since}"
+        )
+        if r.get("waiting"):
+            lines.append(f"          waiting for {r['waiting']}")
+    return lines
+
+
+def _problem_lines(status: Status) -> list[str]:
+    lines = []
+    for key in (FAILED, BLOCKED, "interrupted"):
         rows = [(wp, r) for wp, r in status.wps.items() if r.get("status") == key]
         if rows:
-            lines.append(f"  {label}:")
-            for wp, r in rows:
-                lines.append(f"    {wp}  {r.get('reason') or r.get('phase') or ''}")
+            lines.append(f"  {key}:")
+            lines += [f"    {wp}  {r.get('reason') or r.get('phase') or ''}" for wp, r in rows]
+    return lines
+
+
+def _agent_lines(status: Status) -> list[str]:
     unhealthy = {a: h for a, h in status.agents.items() if h.get("consecutive_failures") or _cooling(h)}
-    if unhealthy:
-        lines.append("  agents:")
-        for agent, health in unhealthy.items():
-            text = f"{health.get('consecutive_failures', 0)} failures in a row"
-            if health.get("last_failure"):
-                text += f" (last: {health['last_failure'].get('class')})"
-            if _cooling(health):
-                text += f", cooling down until {health.get('cooling_down_until')}"
-            lines.append(f"    {agent}: {text}")
-    return "\n".join(lines)
+    lines = ["  agents:"] if unhealthy else []
+    for agent, health in unhealthy.items():
+        text = f"{health.get('consecutive_failures', 0)} failures in a row"
+        if health.get("last_failure"):
+            text += f" (last: {health['last_failure'].get('class')})"
+        if _cooling(health):
+            text += f", cooling down until {health.get('cooling_down_until')}"
+        lines.append(f"    {agent}: {text}")
+    return lines
 
 
 def _cooling(health: dict[str, Any]) -> bool:

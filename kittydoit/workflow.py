@@ -186,7 +186,7 @@ def _implement_once(
             moved.append(agent.id)
 
     def attempt(agent: AgentSettings) -> Attempt:
-        result = _invoke(ctx, wp, "implement", "implementation", agent, prompt)
+        result = _invoke(ctx, wp, agent, phase="implement", role="implementation", prompt=prompt)
         if not result:
             return result
         ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
@@ -272,7 +272,7 @@ def _review_once(phase: _Phase, worktree: Path, base: str, implementer: str) -> 
     verdicts: dict[str, outputs.Verdict] = {}
 
     def attempt(agent: AgentSettings) -> Attempt:
-        result = _invoke(ctx, wp, "review", "review", agent, prompt)
+        result = _invoke(ctx, wp, agent, phase="review", role="review", prompt=prompt)
         answer = result.output.final_text if result.output else None
         verdict = outputs.find_verdict(answer)
         if result and verdict is None:
@@ -323,7 +323,7 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 # ---- running an agent ---------------------------------------------------------------------------------------
 
 
-def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSettings, prompt: str) -> Attempt:
+def _invoke(ctx: Context, wp: WorkPackage, agent: AgentSettings, *, phase: str, role: str, prompt: str) -> Attempt:
     """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended."""
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
@@ -351,11 +351,13 @@ def _invoke(ctx: Context, wp: WorkPackage, phase: str, role: str, agent: AgentSe
     except FileNotFoundError:
         attempt = Attempt(agent.id, Outcome.NOT_INSTALLED, f"'{argv[0]}' is not installed", (f"{argv[0]}: not found",))
     except PermissionError:
-        attempt = Attempt(agent.id, Outcome.CANNOT_RUN, f"'{argv[0]}' is not executable", (f"{argv[0]}: permission denied",))
+        denied = (f"{argv[0]}: permission denied",)
+        attempt = Attempt(agent.id, Outcome.CANNOT_RUN, f"'{argv[0]}' is not executable", denied)
     else:
         output = agent.spec.parse_output(result.stdout, result.stderr, result.returncode)
         attempt = classify(agent, result, output, need_answer=role == "review" or agent.spec.output != "text")
-    took = f" after {attempt.result.duration:.1f} s" if attempt.result and attempt.outcome is not Outcome.TIMEOUT else ""
+    timed = attempt.result is not None and attempt.outcome is not Outcome.TIMEOUT
+    took = f" after {attempt.result.duration:.1f} s" if timed and attempt.result else ""
     evidence = f" [{'; '.join(attempt.evidence)}]" if attempt.evidence and not attempt else ""
     _note(log_path, f"{agent.id}: {attempt.outcome.value}, {attempt.detail}{took}{evidence}")
     return attempt
