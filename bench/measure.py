@@ -8,7 +8,9 @@ The fake agents' timeline (one line per agent call, see ``bench/fake_agent.py``)
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -69,11 +71,13 @@ def timed(
             if pid:
                 break
             if time.perf_counter() > deadline:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.002)
         wall = time.perf_counter() - started
+        with contextlib.suppress(ProcessLookupError):  # nothing of the run may outlive it (spec-kitty's server)
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode("utf-8", "replace")
