@@ -105,8 +105,7 @@ class Lanes:
             os.replace(old, path)
         try:
             doc = WPDocument.read(path)
-            for key, value in fields.items():
-                doc.set(key, value)
+            doc.update(fields)
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
             if feedback is not None:
                 doc.replace_section(
