@@ -115,6 +115,7 @@ class Lanes:
             one_line = " ".join(note.split())
             doc.append_activity(f"{now} – {agent} – shell_pid={os.getpid()} – lane={lane} – {one_line}")
             write_atomic(path, doc.text())
+            self.feature.remember(path, doc)
         except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:
