@@ -88,9 +88,13 @@ class Feature:
 
     def chain_lengths(self) -> dict[str, int]:
         """Return, per WP, the number of WPs on the longest dependency chain that starts at it."""
+        after: dict[str, list[str]] = {wp_id: [] for wp_id in self.wps}
+        for wp in self.wps.values():
+            for dep in wp.dependencies:
+                after[dep].append(wp.id)
         lengths: dict[str, int] = {}
         for wp_id in reversed(topological_order(self.wps)):
-            lengths[wp_id] = 1 + max((lengths[d] for d in self.dependants(wp_id)), default=0)
+            lengths[wp_id] = 1 + max((lengths[d] for d in after[wp_id]), default=0)
         return lengths
 
     def schedule_order(self) -> list[str]:

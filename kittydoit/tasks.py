@@ -33,7 +33,18 @@ def externally_done(ctx: Context, wp_id: str) -> bool:
 def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     """Yield the doit task dicts of the feature in *ctx*."""
     order = ctx.feature.schedule_order()
-    rel = ctx.paths.rel
+    done_before = {wp_id for wp_id in order if externally_done(ctx, wp_id)}
+    # Paths as doit stores them, made by joining strings: thousands of pathlib joins and relpaths were a
+    # noticeable part of loading a feature of hundreds of WPs (see bench/, "No-op rerun").
+    markers = ctx.paths.rel(ctx.paths.marker("WP", "x").parent)
+    logs = ctx.paths.rel(ctx.paths.log("WP", "x").parent)
+
+    def marker(wp_id: str, phase: str) -> str:
+        return f"{markers}/{wp_id}-{phase}.json"
+
+    def log(wp_id: str, phase: str) -> str:
+        return f"{logs}/{wp_id}-{phase}.log"
+
     implement_fp = {
         "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
         "agents": ctx.config.fingerprint("implementation"),
@@ -45,7 +56,7 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]
         yield {"basename": wp_id, "name": None, "doc": wp.title}
-        if externally_done(ctx, wp_id):
+        if wp_id in done_before:
             for phase in PHASES:
                 yield {
                     "basename": wp_id,
@@ -55,14 +66,14 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
                     "doc": f"{phase} {wp_id} (lane done before kittydoit: nothing to do)",
                 }
             continue
-        deps = [d for d in wp.dependencies if not externally_done(ctx, d)]
+        deps = [d for d in wp.dependencies if d not in done_before]
         yield {
             "basename": wp_id,
             "name": "implement",
             "doc": f"implement {wp_id}: {wp.title}",
             "actions": [(workflow.implement, (ctx, wp_id))],
-            "file_dep": [rel(ctx.paths.marker(d, "review")) for d in deps],
-            "targets": [rel(ctx.paths.log(wp_id, "implement")), rel(ctx.paths.marker(wp_id, "implement"))],
+            "file_dep": [marker(d, "review") for d in deps],
+            "targets": [log(wp_id, "implement"), marker(wp_id, "implement")],
             "uptodate": [config_changed({"spec": wp.digest, **implement_fp})],
         }
         yield {
@@ -70,8 +81,8 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
             "name": "review",
             "doc": f"review {wp_id}: {wp.title}",
             "actions": [(workflow.review, (ctx, wp_id))],
-            "file_dep": [rel(ctx.paths.marker(wp_id, "implement"))],
-            "targets": [rel(ctx.paths.log(wp_id, "review")), rel(ctx.paths.marker(wp_id, "review"))],
+            "file_dep": [marker(wp_id, "implement")],
+            "targets": [log(wp_id, "review"), marker(wp_id, "review")],
             "uptodate": [config_changed({"spec": wp.digest, **review_fp})],
         }
     for phase in PHASES:
