@@ -26,12 +26,13 @@ from bench.measure import BenchError
 from bench.suites import Settings
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("quality", "simulated", "overhead", "scale", "peer")
+SUITES = ("quality", "simulated", "dispatch", "overhead", "scale", "peer")
 
 QUICK = {
     "repeat": 1,
     "quality_dags": ((10, "medium", 1, (1, 2, 4, 8)),),
     "workers": (1, 2, 4, 8),
+    "dispatch_dags": ((20, "narrow", 1, 2),),
     "simulated_sizes": (10, 50, 200),
     "simulated_seeds": 2,
     "overhead_sizes": (10, 50),
@@ -48,6 +49,8 @@ FULL = {
         (50, "wide", 1, (2, 4, 8)),
     ),
     "workers": (1, 2, 4, 8),
+    # where the simulation showed doit's FIFO order hurting most, among 20-30 WP features (seeds 1-7)
+    "dispatch_dags": ((20, "narrow", 4, 2), (20, "narrow", 1, 2), (30, "medium", 2, 4), (30, "wide", 5, 4)),
     "simulated_sizes": (10, 25, 50, 100, 200),
     "simulated_seeds": 5,
     "overhead_sizes": (10, 100, 500),
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             data["quality"] = suites.quality(settings)
         if "simulated" in chosen:
             data["simulated"] = suites.simulated(settings)
+        if "dispatch" in chosen:
+            data["dispatch"] = suites.dispatch_order(settings)
         if "overhead" in chosen:
             data["agent_cost"] = suites.agent_cost(settings)
             data["overhead"], kept = suites.overhead(settings, data["agent_cost"])

@@ -38,6 +38,7 @@ class Settings:
     repeat: int
     quality_dags: tuple[tuple[int, str, int, tuple[int, ...]], ...]  # (WPs, shape, seed, -n values) run for real
     workers: tuple[int, ...]  # -n values simulated
+    dispatch_dags: tuple[tuple[int, str, int, int], ...]  # (WPs, shape, seed, -n) run both ways
     simulated_sizes: tuple[int, ...]
     simulated_seeds: int
     overhead_sizes: tuple[int, ...]
@@ -54,6 +55,13 @@ def median(values: list[float]) -> float:
 
 
 # ---- kittydoit runs -------------------------------------------------------------------------------------------
+
+
+# kittydoit's CLI with the definition-order ready queue switched off, for the dispatch comparison.
+_FIFO_MAIN = (
+    "import sys\nimport kittydoit.dispatch\nkittydoit.dispatch.use_definition_order = lambda: None\n"
+    "from kittydoit.cli import main\nsys.exit(main())\n"
+)
 
 
 class Runs:
@@ -75,8 +83,11 @@ class Runs:
         shutil.copytree(template, target, symlinks=True)
         return target
 
-    def run(self, repo: Path, dag: Dag, *args: str, check: bool = True) -> tuple[Timing, Path]:
-        """Run ``kittydoit ARGS`` in *repo* with the fake agents sleeping *dag*'s durations."""
+    def run(self, repo: Path, dag: Dag, *args: str, check: bool = True, fifo: bool = False) -> tuple[Timing, Path]:
+        """Run ``kittydoit ARGS`` in *repo* with the fake agents sleeping *dag*'s durations.
+
+        With *fifo*, kittydoit runs with doit's own first-in-first-out ready queue (kittydoit.dispatch off).
+        """
         durations = repo.parent / f"{repo.name}-durations.json"
         durations.write_text(json.dumps(dag.durations))
         timeline = repo.parent / f"{repo.name}-timeline.txt"
@@ -86,7 +97,10 @@ class Runs:
             "KITTYDOIT_BENCH_DURATIONS": str(durations),
             "KITTYDOIT_BENCH_TIMELINE": str(timeline),
         }
-        timing = timed([sys.executable, "-m", "kittydoit", *args], cwd=repo, env=env, check=check)
+        command = [sys.executable, "-m", "kittydoit"]
+        if fifo:
+            command = [sys.executable, "-c", _FIFO_MAIN]
+        timing = timed([*command, *args], cwd=repo, env=env, check=check)
         return timing, timeline
 
     def discard(self, repo: Path) -> None:
@@ -140,6 +154,45 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
     for record in results.values():
         record["wall"] = median([r["wall"] for r in record["runs"]])
         record["ratio"] = record["wall"] / record["lower_bound"]
+    return list(results.values())
+
+
+def dispatch_order(settings: Settings) -> list[dict[str, Any]]:
+    """Run the same features with doit's first-in-first-out ready queue and with kittydoit's definition order.
+
+    The cases are fixed in the settings: ones where the simulation predicts that the order matters.
+    """
+    runs = Runs(settings.work)
+    cases = []
+    for n, shape, seed, workers in settings.dispatch_dags:
+        cases.append((make_dag(n, width=SHAPES[shape], seed=seed, name=f"{shape}-{n}-s{seed}"), workers))
+    results = {}
+    for dag, workers in cases:
+        results[dag.name] = {
+            "dag": dag.name,
+            "wps": len(dag.deps),
+            "workers": workers,
+            "lower_bound": schedule.lower_bound(dag, workers),
+            "doit_simulated": _simulated(dag, workers, "doit"),
+            "defined_simulated": dispatch.simulate(dag, workers, "defined")[0],
+            "chain": schedule.list_schedule(dag, workers, schedule.rank(dag, "chain")),
+            "fifo_runs": [],
+            "defined_runs": [],
+            "dag_json": dag.as_json(),
+        }
+    for rep in range(settings.repeat):
+        for dag, workers in cases:
+            for fifo in (True, False):
+                label = "doit's FIFO" if fifo else "definition order"
+                settings.progress(f"dispatch {dag.name} -n {workers}, {label} (run {rep + 1}/{settings.repeat})")
+                repo = runs.copy(runs.template(dag, "quality"))
+                timing, _ = runs.run(repo, dag, "-n", str(workers), "run", fifo=fifo)
+                _checked_done(timing, len(dag.deps))
+                results[dag.name]["fifo_runs" if fifo else "defined_runs"].append(timing.as_json())
+                runs.discard(repo)
+    for record in results.values():
+        record["fifo_wall"] = median([r["wall"] for r in record["fifo_runs"]])
+        record["defined_wall"] = median([r["wall"] for r in record["defined_runs"]])
     return list(results.values())
 
 
