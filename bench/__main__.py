@@ -1,9 +1,9 @@
-"""Benchmark kittydoit: ``python -m bench`` (quick, a few minutes) or ``python -m bench --full`` (about an hour).
+"""Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about an hour).
 
 Writes ``bench/results/latest.md`` (the report) and ``bench/results/latest.json`` (every run's timings, the
-seeds and DAGs, the machine). Scratch repositories go to a temporary folder outside any git repository (spec-kitty
-commits in the enclosing repository otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 is
-installed once into ``~/.cache/kittydoit-bench/`` (``--cache``).
+seeds and DAGs, the machine). Scratch repositories go to a temporary folder outside any git repository
+(spec-kitty commits in the enclosing repository otherwise), removed at the end unless ``--keep``; spec-kitty
+0.16.2 is installed once into ``~/.cache/kittydoit-bench/`` (``--cache``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import doit
 
 from bench import report, suites
 from bench.measure import BenchError
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, help="runs per case (default: 1 quick, 3 full)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where latest.md/json go")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "kittydoit-bench")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch repositories (the path is printed)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch repositories (the path is printed)"
+    )
     args = parser.parse_args(argv)
     preset = dict(FULL if args.full else QUICK)
     if args.repeat:
@@ -78,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     def progress(text: str) -> None:
         print(f"[{time.monotonic() - started:6.0f} s] {text}", flush=True)
 
-    settings = Settings(mode="full" if args.full else "quick", work=work, cache=args.cache, progress=progress, **preset)
+    settings = Settings(
+        mode="full" if args.full else "quick", work=work, cache=args.cache, progress=progress, **preset
+    )
     chosen = args.only or list(SUITES)
     data: dict[str, Any] = {
-        "command": "python -m bench" + (" --full" if args.full else "") + "".join(f" --only {s}" for s in chosen if args.only),
+        "command": "python -m bench"
+        + (" --full" if args.full else "")
+        + "".join(f" --only {s}" for s in chosen if args.only),
         "mode": settings.mode,
         "repeat": settings.repeat,
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -123,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def machine() -> dict[str, Any]:
     """Describe the machine and the software versions a result depends on."""
-    import doit
-
     cpu_model = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -146,7 +152,11 @@ def machine() -> dict[str, Any]:
         "git": _output(["git", "--version"]),
         "doit": ".".join(map(str, doit.__version__)),
         "kittydoit_commit": _output(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"])
-        + (" (uncommitted changes)" if _output(["git", "-C", str(HERE.parent), "status", "--porcelain", "kittydoit"]) else ""),
+        + (
+            " (uncommitted changes)"
+            if _output(["git", "-C", str(HERE.parent), "status", "--porcelain", "kittydoit"])
+            else ""
+        ),
     }
 
 

@@ -31,8 +31,8 @@ from doit import control
 from doit.control import ExecNode, TaskControl, TaskDispatcher
 from doit.loader import generate_tasks
 
-from bench.dags import Dag
 from bench import schedule
+from bench.dags import Dag
 
 VARIANTS = ("doit", "ordered", "priority", "defined")
 _HOLD = object()
@@ -73,7 +73,7 @@ def task_dicts(dag: Dag) -> Iterator[dict[str, Any]]:
 
 
 def simulate(dag: Dag, workers: int, waiting: str = "doit") -> tuple[float, list[str]]:
-    """Return the makespan doit's dispatcher gives *dag* on *workers* at zero overhead, and the start order."""
+    """Return doit's makespan for *dag* on *workers* with no overhead, and the order tasks started in."""
     if waiting not in VARIANTS:
         raise ValueError(f"unknown variant {waiting!r}; choose one of {', '.join(VARIANTS)}")
     tasks = generate_tasks("kittydoit", task_dicts(dag), "work packages")

@@ -45,11 +45,11 @@ def main(argv):
     if role == "implement":
         name = wp + ".txt"
         with open(name, "w") as handle:
-            handle.write("%s implemented at %f\n" % (wp, time.time()))
+            handle.write(f"{wp} implemented at {time.time():f}\n")
         git = ["git", "-c", "gc.auto=0", "-c", "commit.gpgsign=false"]
         subprocess.run([*git, "add", "--", name], check=True)
         subprocess.run([*git, "commit", "-q", "--no-verify", "-m", wp + ": bench change"], check=True)
-        text = "%s: implemented\n" % wp
+        text = f"{wp}: implemented\n"
     else:
         text = "VERDICT: APPROVED\nAPPROVED - review complete\n"
     if "--json" in argv or "json" in argv:
@@ -58,7 +58,7 @@ def main(argv):
     sys.stdout.flush()
     timeline = os.environ.get("KITTYDOIT_BENCH_TIMELINE")
     if timeline:
-        line = "%s %s %.6f %.6f\n" % (role, wp, started, time.time())
+        line = f"{role} {wp} {started:.6f} {time.time():.6f}\n"
         fd = os.open(timeline, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())

@@ -1,4 +1,4 @@
-"""Write a synthetic feature as spec-kitty would: WP files with frontmatter, tasks.md, meta.json, in a git repo.
+"""Write a synthetic feature as spec-kitty would: WP files, tasks.md and meta.json, in a git repository.
 
 WP files look like real spec-kitty ones (the canonical frontmatter fields, a history entry, a body of a few
 kilobytes with objectives, subtasks and an activity log), so that reading them costs what reading real ones
@@ -120,6 +120,7 @@ def agent_command(role: str) -> list[str]:
 
 def agents_yaml() -> str:
     """Return kittydoit's agent settings: the fake agent as implementer and reviewer."""
+
     def row(role: str) -> str:
         return json.dumps(agent_command(role))
 
@@ -136,7 +137,9 @@ def make_kittydoit_repo(root: Path, dag: Dag) -> Path:
     folder = root / "kitty-specs" / FEATURE
     write_feature(folder, dag)
     (folder / "meta.json").write_text(
-        json.dumps({"feature_number": "001", "slug": FEATURE, "friendly_name": "Bench", "target_branch": "main"})
+        json.dumps(
+            {"feature_number": "001", "slug": FEATURE, "friendly_name": "Bench", "target_branch": "main"}
+        )
     )
     (root / ".kittify").mkdir(parents=True, exist_ok=True)
     (root / ".kittify" / "agents.yaml").write_text(agents_yaml())

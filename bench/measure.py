@@ -1,7 +1,8 @@
 """Run a command as a benchmark run: wall time, CPU time and peak memory of its whole process tree.
 
-:func:`timed` starts the command, waits for it with ``os.wait4`` (which reports the CPU time of the process and
-of every descendant it waited for, and the largest resident set among them) and returns a :class:`Timing`.
+:func:`timed` starts the command, waits for it with ``os.wait4`` (which reports the CPU time of the process
+and of every descendant it waited for, and the largest resident set among them) and returns a
+:class:`Timing`.
 The fake agents' timeline (one line per agent call, see ``bench/fake_agent.py``) is read by
 :func:`read_timeline`.
 """
@@ -62,8 +63,8 @@ def timed(
     with log.open("w+b") as output:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = started + timeout
         while True:
@@ -76,7 +77,9 @@ def timed(
                 break
             time.sleep(0.002)
         wall = time.perf_counter() - started
-        with contextlib.suppress(ProcessLookupError):  # nothing of the run may outlive it (spec-kitty's server)
+        with contextlib.suppress(
+            ProcessLookupError
+        ):  # nothing of the run may outlive it (spec-kitty's server)
             os.killpg(proc.pid, signal.SIGKILL)
         proc.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)

@@ -1,11 +1,11 @@
-"""spec-kitty-cli 0.16.2's ``spec-kitty orchestrate``, the orchestrator kittydoit replaces, set up to run here.
+"""spec-kitty-cli 0.16.2's ``spec-kitty orchestrate``, the orchestrator kittydoit replaces, run here.
 
-The recipe (``shared/reference/peer-benchmark.md``): install spec-kitty-cli 0.16.2 into a venv of its own (kept
-in the benchmark's cache folder), put fake ``claude`` and ``codex`` binaries first on PATH (the same fake agent
-kittydoit runs, see ``bench/fake_agent.py``), ``spec-kitty init`` a project (and stop the dashboard server that
-init starts), create the feature, write the WP files and tasks.md, pre-lock the VCS in meta.json, commit,
-``finalize-tasks``, and write ``.kittify/agents.yaml`` with the concurrency limit. Each run works on a fresh
-copy of that prepared project.
+The recipe (``shared/reference/peer-benchmark.md``): install spec-kitty-cli 0.16.2 into a venv of its own
+(kept in the benchmark's cache folder), put fake ``claude`` and ``codex`` binaries first on PATH (the same
+fake agent kittydoit runs, see ``bench/fake_agent.py``), ``spec-kitty init`` a project (and stop the dashboard
+server that init starts), create the feature, write the WP files and tasks.md, pre-lock the VCS in
+meta.json, commit, ``finalize-tasks``, and write ``.kittify/agents.yaml`` with the concurrency limit. Each
+run works on a fresh copy of that prepared project.
 
 Where spec-kitty cannot be installed (no network, no such version), :func:`install` returns None and says why.
 """
@@ -47,7 +47,10 @@ def install(cache: Path) -> tuple[Path | None, str]:
     if result.returncode != 0 or not binary.exists():
         shutil.rmtree(env_dir, ignore_errors=True)
         lines = [ln for ln in (result.stderr or result.stdout).splitlines() if "is ignored" not in ln]
-        return None, f"pip could not install spec-kitty-cli=={VERSION}: {' '.join(lines[-2:]) or result.returncode}"
+        return (
+            None,
+            f"pip could not install spec-kitty-cli=={VERSION}: {' '.join(lines[-2:]) or result.returncode}",
+        )
     return env_dir / "bin", f"spec-kitty-cli {VERSION} installed into {env_dir}"
 
 
@@ -64,7 +67,7 @@ def fake_agent_bin(folder: Path) -> Path:
 
 
 def environment(spec_bin: Path, agents_bin: Path, gitconfig: Path) -> dict[str, str]:
-    """Return the environment spec-kitty runs in: the fake agents and spec-kitty first on PATH, a git identity."""
+    """Return the environment spec-kitty runs in: fake agents and spec-kitty first on PATH, a git identity."""
     if not gitconfig.exists():
         gitconfig.write_text(
             "[user]\n\temail = bench@example.com\n\tname = Bench\n[init]\n\tdefaultBranch = main\n"
@@ -105,7 +108,9 @@ def prepare(template: Path, dag: Dag, workers: int, env: dict[str, str]) -> Path
 
 def agents_yaml(workers: int) -> str:
     """Return spec-kitty's orchestrator settings: at most *workers* agents at once, claude implements."""
-    row = f"{{enabled: true, roles: [implementation, review], max_concurrent: {workers}, timeout_seconds: 600}}"
+    row = (
+        f"{{enabled: true, roles: [implementation, review], max_concurrent: {workers}, timeout_seconds: 600}}"
+    )
     return (
         'version: "1.0"\ndefaults:\n  implementation: [claude-code, codex]\n  review: [codex, claude-code]\n'
         f"agents:\n  claude-code: {row}\n  codex: {row}\nfallback_strategy: next_in_list\nmax_retries: 3\n"
@@ -129,7 +134,7 @@ def check_done(project: Path, dag: Dag) -> None:
 
 
 def _stop_dashboard(project: Path) -> None:
-    """Stop the dashboard server ``spec-kitty init`` started (its pid is the 4th line of .kittify/.dashboard)."""
+    """Stop the dashboard ``spec-kitty init`` started (its pid is the 4th line of .kittify/.dashboard)."""
     info = project / ".kittify" / ".dashboard"
     lines = info.read_text().splitlines() if info.exists() else []
     if len(lines) < 4 or not lines[3].strip().isdigit():

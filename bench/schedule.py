@@ -7,7 +7,7 @@ A list schedule keeps the N workers busy whenever a task is ready and, when seve
 order of a priority list (Graham's list scheduling: never more than ``2 - 1/N`` times the optimum). The orders
 simulated here:
 
-- ``chain``: longest remaining chain of WPs first (ties by id): what kittydoit asks doit for; it needs no durations
+- ``chain``: longest remaining chain of WPs first (ties by id): kittydoit's order; it needs no durations
 - ``id``: WP id order
 - ``random``: a seeded random order
 - ``critical-path``: longest remaining agent time first (HLFET); an oracle, since it needs the durations
@@ -119,7 +119,7 @@ def rank(dag: Dag, order: str, seed: int = 0) -> Rank:
 
 
 def list_schedule(dag: Dag, workers: int, ranks: Rank) -> float:
-    """Return the makespan of the list schedule of *dag* on *workers* with priorities *ranks*, zero overhead."""
+    """Return the makespan of *dag*'s list schedule on *workers* with priorities *ranks*, zero overhead."""
     after = dependants(dag)
     waiting = {wp: len(deps) for wp, deps in dag.deps.items()}
     ready: list[tuple[tuple[float, ...], Task]] = []

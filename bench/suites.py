@@ -36,7 +36,9 @@ class Settings:
 
     mode: str
     repeat: int
-    quality_dags: tuple[tuple[int, str, int, tuple[int, ...]], ...]  # (WPs, shape, seed, -n values) run for real
+    quality_dags: tuple[
+        tuple[int, str, int, tuple[int, ...]], ...
+    ]  # (WPs, shape, seed, -n values) run for real
     workers: tuple[int, ...]  # -n values simulated
     dispatch_dags: tuple[tuple[int, str, int, int], ...]  # (WPs, shape, seed, -n) run both ways
     simulated_sizes: tuple[int, ...]
@@ -54,7 +56,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-# ---- kittydoit runs -------------------------------------------------------------------------------------------
+# ---- kittydoit runs ----------------------------------------------------------------------------------------
 
 
 # kittydoit's CLI with the definition-order ready queue switched off, for the dispatch comparison.
@@ -83,7 +85,9 @@ class Runs:
         shutil.copytree(template, target, symlinks=True)
         return target
 
-    def run(self, repo: Path, dag: Dag, *args: str, check: bool = True, fifo: bool = False) -> tuple[Timing, Path]:
+    def run(
+        self, repo: Path, dag: Dag, *args: str, check: bool = True, fifo: bool = False
+    ) -> tuple[Timing, Path]:
         """Run ``kittydoit ARGS`` in *repo* with the fake agents sleeping *dag*'s durations.
 
         With *fifo*, kittydoit runs with doit's own first-in-first-out ready queue (kittydoit.dispatch off).
@@ -114,11 +118,11 @@ def _checked_done(timing: Timing, count: int) -> None:
         raise BenchError(f"kittydoit did not finish all {count} WPs:\n{timing.output[-3000:]}")
 
 
-# ---- schedule quality -----------------------------------------------------------------------------------------
+# ---- schedule quality --------------------------------------------------------------------------------------
 
 
 def quality(settings: Settings) -> list[dict[str, Any]]:
-    """Run real features with sleeping agents at each -n; compare makespans with the bound and list schedules."""
+    """Run real features with sleeping agents at each -n; compare with the bound and with list schedules."""
     runs = Runs(settings.work)
     cases = []
     for n, shape, seed, workers_list in settings.quality_dags:
@@ -184,7 +188,9 @@ def dispatch_order(settings: Settings) -> list[dict[str, Any]]:
         for dag, workers in cases:
             for fifo in (True, False):
                 label = "doit's FIFO" if fifo else "definition order"
-                settings.progress(f"dispatch {dag.name} -n {workers}, {label} (run {rep + 1}/{settings.repeat})")
+                settings.progress(
+                    f"dispatch {dag.name} -n {workers}, {label} (run {rep + 1}/{settings.repeat})"
+                )
                 repo = runs.copy(runs.template(dag, "quality"))
                 timing, _ = runs.run(repo, dag, "-n", str(workers), "run", fifo=fifo)
                 _checked_done(timing, len(dag.deps))
@@ -203,7 +209,7 @@ def _simulated(dag: Dag, workers: int, variant: str, times: int = 5) -> dict[str
 
 
 def simulated(settings: Settings) -> list[dict[str, Any]]:
-    """Simulate doit's dispatcher (as is, and in definition order) on many DAGs; compare with list schedules."""
+    """Simulate doit's dispatcher (as is, and in definition order) on many DAGs; compare with list orders."""
     rows = []
     for n in settings.simulated_sizes:
         for shape, width in SHAPES.items():
@@ -229,7 +235,7 @@ def simulated(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-# ---- overhead -------------------------------------------------------------------------------------------------
+# ---- overhead ----------------------------------------------------------------------------------------------
 
 
 def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
@@ -246,7 +252,9 @@ def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
         walls = []
         for _ in range(times):
             started = time.perf_counter()
-            subprocess.run(agent_command(role), cwd=folder, env=env, input=b"prompt", capture_output=True, check=True)
+            subprocess.run(
+                agent_command(role), cwd=folder, env=env, input=b"prompt", capture_output=True, check=True
+            )
             walls.append(time.perf_counter() - started)
         costs[role] = median(walls)
     return costs
@@ -259,7 +267,10 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
     """
     runs = Runs(settings.work)
     per_call = agent["implement"] + agent["review"]
-    dags = [zero_time(make_dag(n, width=SHAPES["medium"], seed=1, name=f"zero-{n}")) for n in settings.overhead_sizes]
+    dags = [
+        zero_time(make_dag(n, width=SHAPES["medium"], seed=1, name=f"zero-{n}"))
+        for n in settings.overhead_sizes
+    ]
     results = {dag.name: {"wps": len(dag.deps), "runs": [], "dag_json": dag.as_json()} for dag in dags}
     for rep in range(settings.repeat):
         for dag in dags:
@@ -294,14 +305,19 @@ def profile(settings: Settings, size: int) -> dict[str, Any]:
     return {"wps": size, "run": first, "noop": again}
 
 
-# What a profile is broken down into: label -> function (file suffix, name); cumulative times, so parts overlap.
+# What a profile is broken down into: label -> function (file suffix, name); cumulative times: parts overlap.
 _PARTS = {
-    "git subprocesses (kittydoit.git)": ("kittydoit/git.py", "run"),
+    "git, every subprocess": ("kittydoit/git.py", "run"),
+    "git: worktree creation": ("kittydoit/git.py", "prepare_worktree"),
+    "git: merging dependencies": ("kittydoit/git.py", "merge"),
+    "git: review base": ("kittydoit/git.py", "base"),
+    "git: committing what agents left": ("kittydoit/git.py", "commit_all"),
+    "git: the diff to review": ("kittydoit/git.py", "diff"),
     "agent processes (start, wait, stop)": ("kittydoit/process.py", "run"),
-    "WP file parse (ruamel.yaml)": ("kittydoit/wpfile.py", "__init__"),
+    "WP frontmatter parsing (ruamel.yaml)": ("kittydoit/wpfile.py", "_parse"),
     "lane moves (read, edit, write WP file)": ("kittydoit/lanes.py", "_update"),
     "prompt rendering (jinja2)": ("kittydoit/prompts.py", "render"),
-    "loading the feature (all WP files)": ("kittydoit/feature.py", "load_feature"),
+    "loading the feature": ("kittydoit/feature.py", "load_feature"),
     "doit up-to-date checks": ("doit/dependency.py", "get_status"),
     "doit database writes": ("doit/dependency.py", "save_success"),
 }
@@ -355,17 +371,20 @@ def noop(settings: Settings, repo: Path) -> dict[str, Any]:
 
 
 def _python_start(times: int = 5) -> dict[str, float]:
-    """Return the median time of starting Python, and of importing kittydoit's CLI: the floor of any command."""
+    """Return the median time of starting Python and of importing kittydoit's CLI (any command's floor)."""
     bare, imported = [], []
     for _ in range(times):
-        for argv, sink in (([sys.executable, "-c", "pass"], bare), ([sys.executable, "-c", "import kittydoit.cli"], imported)):
+        for argv, sink in (
+            ([sys.executable, "-c", "pass"], bare),
+            ([sys.executable, "-c", "import kittydoit.cli"], imported),
+        ):
             started = time.perf_counter()
             subprocess.run(argv, check=True)
             sink.append(time.perf_counter() - started)
     return {"python": median(bare), "import_kittydoit_cli": median(imported)}
 
 
-# ---- scale ----------------------------------------------------------------------------------------------------
+# ---- scale -------------------------------------------------------------------------------------------------
 
 
 def scale(settings: Settings) -> dict[str, Any]:
@@ -398,7 +417,7 @@ def scale(settings: Settings) -> dict[str, Any]:
     }
 
 
-# ---- spec-kitty side by side ----------------------------------------------------------------------------------
+# ---- spec-kitty side by side -------------------------------------------------------------------------------
 
 
 def peer_dags(names: tuple[str, ...]) -> Iterator[Dag]:
@@ -449,7 +468,9 @@ def side_by_side(settings: Settings) -> dict[str, Any]:
             project = runs.copy(settings.work / "templates" / f"peer-{base}")
             durations = project.parent / f"{project.name}-durations.json"
             durations.write_text(json.dumps(dag.durations))
-            timing = timed(peer.command(), cwd=project, env={**env, "KITTYDOIT_BENCH_DURATIONS": str(durations)})
+            timing = timed(
+                peer.command(), cwd=project, env={**env, "KITTYDOIT_BENCH_DURATIONS": str(durations)}
+            )
             peer.check_done(project, dag)
             records[dag.name]["spec_kitty"].append(timing.as_json())
             runs.discard(project)

@@ -10,8 +10,8 @@ out made runs of narrow features up to 17 % longer than the longest-chain-first 
 
 :func:`use_definition_order` changes only the ready queue of doit's ``TaskDispatcher``: it hands out the ready
 task that was defined first. doit still owns the graph, decides which tasks are ready and when, checks what is
-up to date and feeds its workers. doit 0.37 uses the queue only through ``append``, ``popleft`` and truth tests
-(``doit/control.py``), which is what :class:`DefinitionOrderQueue` provides.
+up to date and feeds its workers. doit 0.37 uses the queue only through ``append``, ``popleft`` and truth
+tests (``doit/control.py``), which is what :class:`DefinitionOrderQueue` provides.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class DefinitionOrderQueue:
 class DefinitionOrderDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is untyped
     """doit's dispatcher with a :class:`DefinitionOrderQueue` as its ready queue."""
 
-    def __init__(self, tasks: Mapping[str, Any], targets: Mapping[str, str], selected_tasks: list[str]) -> None:
-        super().__init__(tasks, targets, selected_tasks)
+    def __init__(self, tasks: Mapping[str, Any], targets: Mapping[str, str], selected: list[str]) -> None:
+        super().__init__(tasks, targets, selected)
         self.ready = DefinitionOrderQueue({name: index for index, name in enumerate(tasks)})
 
 
@@ -61,5 +61,6 @@ def use_definition_order() -> None:
 
 def _task_dispatcher(self: TaskControl) -> DefinitionOrderDispatcher:
     """Return the dispatcher for the tasks selected by ``process`` (``TaskControl.task_dispatcher``)."""
-    assert self.selected_tasks is not None, "must call 'process' before this"
+    if self.selected_tasks is None:
+        raise RuntimeError("TaskControl.process must be called before task_dispatcher")
     return DefinitionOrderDispatcher(self.tasks, self.targets, self.selected_tasks)

@@ -103,7 +103,7 @@ class Feature:
         return sorted(self.wps, key=lambda w: (-lengths[w], self.wps[w].number))
 
     def remember(self, path: Path, doc: WPDocument) -> None:
-        """Keep the WP file just written at *path* as *doc*, parsed, so the next load reads it from the cache."""
+        """Keep the WP file just written at *path* as *doc*, parsed: the next load takes it from the cache."""
         if self.cache is None:
             return
         folder_lane = path.parent.name if self.layout == "lanes" else None
@@ -190,8 +190,9 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
         wps[wp.id] = wp
     ordered = dict(sorted(wps.items(), key=lambda item: item[1].number))
     _check_dependencies(ordered)
-    for path, key, wp in parsed if cache is not None else ():
-        _cache_store(cache, path, key, wp)
+    if cache is not None:
+        for path, key, wp in parsed:
+            _cache_store(cache, path, key, wp)
     return Feature(
         root=root,
         slug=folder.name,

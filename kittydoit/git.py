@@ -136,8 +136,8 @@ class Git:
             add = ["worktree", "add", str(path), branch]
             if not self.branch_exists(branch):
                 add = ["worktree", "add", "-b", branch, str(path), start]
-            # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it. Pruning
-            # reads every worktree of the repository, so it is done only when `add` fails, not once per WP.
+            # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
+            # Pruning reads every worktree of the repository, so it is done only when `add` fails.
             if self.run(*add, check=False).returncode != 0:
                 self.run("worktree", "prune")
                 self.run(*add)

@@ -150,18 +150,19 @@ class WPDocument:
     def update(self, fields: Mapping[str, str]) -> None:
         """Set each top-level key of *fields* to its string value, as :meth:`set` does, parsing once.
 
-        Parsing the frontmatter is what an edit costs (ruamel.yaml, a few milliseconds), so keys that exist are
-        replaced bottom-up without re-parsing in between: replacing a key's lines moves only the lines below
-        them, where the keys already replaced are, so the positions of the keys above stay right.
+        Parsing the frontmatter is what an edit costs (ruamel.yaml, a few milliseconds), so keys that exist
+        are replaced bottom-up without re-parsing in between: replacing a key's lines moves only the lines
+        below them, where the keys already replaced are, so the positions of the keys above stay right.
         """
         changed = {k: v for k, v in fields.items() if k not in self.data or plain(self.data[k]) != v}
-        present = sorted((k for k in changed if k in self.data), key=lambda k: self.data.lc.key(k)[0], reverse=True)
-        for key in present:
+        present = [k for k in changed if k in self.data]
+        for key in sorted(present, key=lambda k: self.data.lc.key(k)[0], reverse=True):
             self._replace(key, changed[key])
         if present:
             self.data = self._parse()
         for key in (k for k in changed if k not in self.data):
-            self._fm.insert(self._insert_at(key), f"{key}: {_render(changed[key], self._style(key))}{self.newline}")
+            line = f"{key}: {_render(changed[key], self._style(key))}{self.newline}"
+            self._fm.insert(self._insert_at(key), line)
             self.data = self._parse()
 
     def _replace(self, key: str, value: str) -> None:

@@ -79,7 +79,9 @@ def test_doit_simulation_agrees_with_hand_worked_schedules() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
-def test_doit_simulation_never_beats_the_bound_and_follows_the_chain_order_with_priorities(workers: int) -> None:
+def test_doit_simulation_never_beats_the_bound_and_follows_the_chain_order_with_priorities(
+    workers: int,
+) -> None:
     dag = make_dag(30, width=4, seed=3)
     bound = schedule.lower_bound(dag, workers)
     for variant in dispatch.VARIANTS:
@@ -100,7 +102,9 @@ def test_simulated_tasks_mirror_kittydoits(tmp_path) -> None:  # type: ignore[no
         def deps(d: dict) -> list[str]:
             return sorted(p.rsplit("/", 1)[-1] for p in d.get("file_dep", [])) + list(d.get("task_dep", []))
 
-        return [(f"{d['basename']}:{d.get('name')}", deps(d), [t.rsplit("/", 1)[-1] for t in d.get("targets", [])])
-                for d in dicts]  # fmt: skip
+        def targets(d: dict) -> list[str]:
+            return [t.rsplit("/", 1)[-1] for t in d.get("targets", [])]
+
+        return [(f"{d['basename']}:{d.get('name')}", deps(d), targets(d)) for d in dicts]
 
     assert shape(list(dispatch.task_dicts(dag))) == shape(list(task_dicts(ctx)))

@@ -36,7 +36,9 @@ def run_tasks(tmp_path: Path) -> list[str]:
 
     loader = ModuleTaskLoader({"task_all": task_all})
     db = str(tmp_path / "doit.db")
-    code = DoitMain(loader, config_filenames=()).run(["run", "-n", "2", "-P", "thread", "--db-file", db, "all"])
+    code = DoitMain(loader, config_filenames=()).run(
+        ["run", "-n", "2", "-P", "thread", "--db-file", db, "all"]
+    )
     assert code == 0
     assert sorted(started[:2]) == ["a", "c"]  # the two workers start these at once, in either order
     return started[2:]
@@ -46,7 +48,9 @@ def test_doit_alone_starts_ready_tasks_first_in_first_out(tmp_path: Path) -> Non
     assert run_tasks(tmp_path) == ["d", "b"]
 
 
-def test_definition_order_starts_the_task_defined_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_definition_order_starts_the_task_defined_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(TaskControl, "task_dispatcher", TaskControl.task_dispatcher)  # restored afterwards
     dispatch.use_definition_order()
     assert run_tasks(tmp_path) == ["b", "d"]
