@@ -16,8 +16,8 @@ Variants (``waiting``), to find out whether the order of doit's internal sets ma
   the order kittydoit gave, longest chain first), which makes the run deterministic.
 - ``"priority"``: the ready queue handed out by each task's own remaining chain (a review is one task closer
   to the end than its implement) rather than first in, first out.
-- ``"defined"``: the ready queue handed out in the order the tasks were defined (kittydoit defines them WP by
-  WP, longest remaining chain first, each WP's implement then review).
+- ``"defined"``: the ready queue handed out in the order the tasks were defined (kittydoit defines them by
+  the longest chain of tasks left, ``kittydoit.tasks.task_order``): what kittydoit does.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from doit.loader import generate_tasks
 
 from bench import schedule
 from bench.dags import Dag
+from kittydoit.tasks import task_order
 
 VARIANTS = ("doit", "ordered", "priority", "defined")
 _HOLD = object()
@@ -52,22 +53,25 @@ def marker(wp: str, phase: str) -> str:
 def task_dicts(dag: Dag) -> Iterator[dict[str, Any]]:
     """Yield doit task dicts shaped as kittydoit's for *dag* (no actions: nothing runs)."""
     order = schedule_order(dag)
+    phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp in order:
         yield {"basename": wp, "name": None, "doc": wp}
-        yield {
+        phases[wp, "implement"] = {
             "basename": wp,
             "name": "implement",
             "actions": None,
             "file_dep": [marker(d, "review") for d in dag.deps[wp]],
             "targets": [f".kittify/logs/bench/{wp}-implement.log", marker(wp, "implement")],
         }
-        yield {
+        phases[wp, "review"] = {
             "basename": wp,
             "name": "review",
             "actions": None,
             "file_dep": [marker(wp, "implement")],
             "targets": [f".kittify/logs/bench/{wp}-review.log", marker(wp, "review")],
         }
+    for key in task_order(schedule.chain_lengths(dag), order):
+        yield phases[key]
     for phase in ("implement", "review"):
         yield {"basename": phase, "actions": None, "task_dep": [f"{wp}:{phase}" for wp in order]}
 
