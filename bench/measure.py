@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ class Timing:
     """One run of a command: how long it took, what it cost, and how it ended."""
 
     argv: tuple[str, ...]
+    started_at: float  # Unix time the command was started, to line it up with the agents' timeline
     wall: float
     cpu: float  # user + system seconds of the whole process tree
     max_rss_mb: float  # the largest resident set of any one process of the tree
@@ -61,6 +63,7 @@ def timed(
     """Run *argv* in *cwd* and return its timing; raise BenchError when it fails and *check* is set."""
     log = cwd.parent / f".{cwd.name}-output.txt"
     with log.open("w+b") as output:
+        started_at = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=output,
@@ -87,6 +90,7 @@ def timed(
     log.unlink()
     timing = Timing(
         argv=tuple(argv),
+        started_at=started_at,
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
         max_rss_mb=usage.ru_maxrss / 1024,
@@ -96,6 +100,32 @@ def timed(
     if check and proc.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode} in {cwd}:\n{text[-3000:]}")
     return timing
+
+
+def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
+    """Return the orchestrator's latencies seen from the agents (medians, seconds).
+
+    ``review``: from a WP's implementer exiting to its reviewer starting; ``dependency``: from the last
+    dependency's reviewer exiting to the WP's implementer starting (this one also holds any wait for a free
+    worker); ``startup``: from the command starting to the first agent; ``tail``: from the last agent to the
+    command's exit. An agent's start is its first line of Python, so each includes one interpreter start.
+    """
+    if not calls:
+        return {}
+    first = {(c.wp, c.role): c for c in reversed(calls)}  # the first call per WP and role
+    last = {(c.wp, c.role): c for c in calls}
+    review = [first[wp, "review"].start - last[wp, "implement"].end for wp in deps if (wp, "review") in first]
+    dependency = [
+        first[wp, "implement"].start - max(last[d, "review"].end for d in ds)
+        for wp, ds in deps.items()
+        if ds and (wp, "implement") in first
+    ]
+    return {
+        "review": statistics.median(review) if review else float("nan"),
+        "dependency": statistics.median(dependency) if dependency else float("nan"),
+        "startup": calls[0].start - timing.started_at,
+        "tail": timing.started_at + timing.wall - max(c.end for c in calls),
+    }
 
 
 def read_timeline(path: Path) -> list[Call]:

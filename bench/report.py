@@ -127,10 +127,15 @@ def _quality(rows: list[dict[str, Any]]) -> str:
         "*bound* = max(critical path, total work / N). *doit sim* is doit's own dispatcher on a simulated clock "
         "with zero overhead (median of 5; doit's set order varies between processes); *chain*, *best blind* "
         "(best of chain, id, random) and *best* (also critical-path and longest-task-first, which need the "
-        "durations) are list schedules at zero overhead. *overhead on the makespan* = real - doit sim.\n",
+        "durations) are list schedules at zero overhead. *overhead on the makespan* = real - doit sim. "
+        "Hand-offs, seen from the agents' own timeline (medians): *implement→review* from a WP's implementer "
+        "exiting to its reviewer's first line of Python, *dependency→WP* from the last dependency's reviewer "
+        "exiting to the WP's implementer starting (this also holds waits for a free worker), *start* from "
+        "launching kittydoit to the first agent, *end* from the last agent to kittydoit's exit. Each hand-off "
+        "includes one Python start of the fake agent (see the overhead table).\n",
         "| feature | WPs | -n | bound | kittydoit | vs bound | doit sim | chain | best blind | best | "
-        "overhead on the makespan |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "overhead on the makespan | implement→review | dependency→WP | start | end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         bound = r["lower_bound"]
@@ -140,7 +145,8 @@ def _quality(rows: list[dict[str, Any]]) -> str:
             f"| {r['dag']} | {r['wps']} | {r['workers']} | {bound:.1f} | {r['wall']:.1f} | {_pct(r['ratio'])} | "
             f"{_pct(sim / bound)} | {_pct(orders['chain'] / bound)} | "
             f"{_pct(min(orders[o] for o in BLIND_ORDERS) / bound)} | {_pct(min(orders.values()) / bound)} | "
-            f"{r['wall'] - sim:.1f} s |"
+            f"{r['wall'] - sim:.1f} s | {_ms(r['handoffs']['review'])} | {_ms(r['handoffs']['dependency'])} | "
+            f"{_ms(r['handoffs']['startup'])} | {_ms(r['handoffs']['tail'])} |"
         )
     return "\n".join(out) + "\n"
 

@@ -25,7 +25,7 @@ from typing import Any
 from bench import dispatch, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
 from bench.feature import GIT_ENV, agent_command, git, make_kittydoit_repo
-from bench.measure import BenchError, Timing, read_timeline, timed
+from bench.measure import BenchError, Timing, handoffs, read_timeline, timed
 
 Progress = Callable[[str], None]
 
@@ -152,12 +152,20 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
             _checked_done(timing, len(dag.deps))
             calls = read_timeline(timeline)
             results[(dag.name, workers)]["runs"].append(
-                {**timing.as_json(), "agent_start_order": [f"{c.wp}:{c.role}" for c in calls]}
+                {
+                    **timing.as_json(),
+                    "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
+                    "handoffs": handoffs(calls, dag.deps, timing),
+                }
             )
             runs.discard(repo)
     for record in results.values():
         record["wall"] = median([r["wall"] for r in record["runs"]])
         record["ratio"] = record["wall"] / record["lower_bound"]
+        record["handoffs"] = {
+            key: median([r["handoffs"][key] for r in record["runs"] if r["handoffs"]])
+            for key in ("review", "dependency", "startup", "tail")
+        }
     return list(results.values())
 
 
