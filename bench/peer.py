@@ -123,14 +123,12 @@ def command() -> list[str]:
     return ["spec-kitty", "orchestrate", "--feature", FEATURE]
 
 
-def check_done(project: Path, dag: Dag) -> None:
-    """Raise BenchError unless every WP of the run ended in lane done (spec-kitty exits 0 either way)."""
+def unfinished(project: Path, dag: Dag) -> dict[str, str]:
+    """Return the WPs a run did not complete, with their status (spec-kitty exits 0 either way)."""
     state = project / ".kittify" / "orchestration-state.json"
     data = json.loads(state.read_text()) if state.exists() else {}
     statuses = {wp: info.get("status") for wp, info in data.get("work_packages", {}).items()}
-    missing = [wp for wp in dag.deps if statuses.get(wp) != "completed"]
-    if missing:
-        raise BenchError(f"spec-kitty left {', '.join(missing)} unfinished in {project}: {statuses}")
+    return {wp: str(statuses.get(wp)) for wp in dag.deps if statuses.get(wp) != "completed"}
 
 
 def _stop_dashboard(project: Path) -> None:

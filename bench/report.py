@@ -26,6 +26,8 @@ def _ms(seconds: float) -> str:
 def render(data: dict[str, Any]) -> str:
     """Return the whole report as markdown."""
     parts = [_header(data), _targets(data)]
+    if data.get("errors"):
+        parts.append("## Failures\n\n" + "\n".join(f"- {e.splitlines()[0]}" for e in data["errors"]) + "\n")
     if data.get("quality"):
         parts.append(_quality(data["quality"]))
     if data.get("simulated"):
@@ -281,6 +283,15 @@ def _scale(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _failed_runs(cases: list[dict[str, Any]]) -> str:
+    counts = [
+        f"{c['dag']} {len(c['spec_kitty_failed'])} of {len(c['spec_kitty']) + len(c['spec_kitty_failed'])} runs"
+        for c in cases
+        if c.get("spec_kitty_failed")
+    ]
+    return ", ".join(counts) or "none"
+
+
 def _peer(peer: dict[str, Any]) -> str:
     if "cases" not in peer:
         return f"## Side by side with spec-kitty 0.16.2\n\nSkipped: {peer['skipped']}\n"
@@ -289,12 +300,19 @@ def _peer(peer: dict[str, Any]) -> str:
         f"{peer['how']}. Same WP files, same fake agents (as `claude` and `codex` on PATH for spec-kitty), "
         "same concurrency limit. */zero*: agents that take no time (all of the wall time is the orchestrator's "
         "and the agents' start-up); */sleep*: agents that sleep (the diamond: 1 s per call, the ideal is 6 s). "
-        "*overhead* = wall - bound.\n",
+        "*overhead* = wall - bound. spec-kitty runs that left WPs unfinished (it exits 0 all the same) are not "
+        "timed; they are counted here: " + _failed_runs(peer["cases"]) + ".\n",
         "| feature | WPs | -n | bound | spec-kitty wall | kittydoit wall | wall ratio | spec-kitty CPU | "
         "kittydoit CPU | overhead spec-kitty / kittydoit |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in peer["cases"]:
+        if not c["spec_kitty"]:
+            out.append(
+                f"| {c['dag']} | {c['wps']} | {c['workers']} | {c['lower_bound']:.1f} | no run completed | "
+                f"{c['kittydoit_wall']:.1f} s | | | {c['kittydoit_cpu']:.1f} s | |"
+            )
+            continue
         out.append(
             f"| {c['dag']} | {c['wps']} | {c['workers']} | {c['lower_bound']:.1f} | {c['spec_kitty_wall']:.1f} s | "
             f"{c['kittydoit_wall']:.1f} s | {c['wall_ratio']:.1f}x | {c['spec_kitty_cpu']:.1f} s | "
