@@ -9,6 +9,7 @@ feature name every file kittydoit writes:
 - ``.kittify/kittydoit/<feature>/markers/WPxx-<phase>.json``: done-markers, doit targets of each phase
 - ``.kittify/kittydoit/<feature>/doit.sqlite3``: doit's dependency database for the feature
 - ``.kittify/kittydoit/<feature>/run.lock``, ``pids/``, ``locks/``: the running orchestration
+- ``.kittify/kittydoit/<feature>/parsed/``: WP files as last parsed, so unchanged ones load without parsing
 - ``.worktrees/<feature>-WPxx``: each WP's git worktree, on branch ``<feature>-WPxx``
 
 Logs and state live in a folder per feature, so two features of one repository never share a WP's files.
@@ -52,6 +53,10 @@ class Paths:
     @property
     def run_lock(self) -> Path:
         return self.state / "run.lock"
+
+    @property
+    def parsed(self) -> Path:
+        return self.state / "parsed"
 
     @property
     def pids(self) -> Path:
@@ -128,9 +133,9 @@ def load_context(start: Path, feature_name: str | None) -> Context:
     """Find the repository at or above *start*, then read and check the feature and the settings."""
     root = find_root(start)
     folder = select_feature(root, feature_name)
-    feature = load_feature(root, folder)
+    paths = Paths(root=root, feature=folder.name)
+    feature = load_feature(root, folder, cache=paths.parsed)
     config = load_config(root)
-    paths = Paths(root=root, feature=feature.slug)
     git = Git(root, paths.git_lock)
     if not git.is_repository():
         raise FeatureError(root, "is not a git repository; run `git init` and commit the feature first")

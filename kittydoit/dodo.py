@@ -11,6 +11,7 @@ from typing import Any
 from doit import get_var
 
 from kittydoit.context import Context, load_context
+from kittydoit.dispatch import use_definition_order
 from kittydoit.reporter import Reporter
 from kittydoit.tasks import task_dicts
 from kittydoit.workflow import check_templates
@@ -26,6 +27,7 @@ def doit_namespace(dodo_file: str | Path | None = None, *, feature: str | None =
     ctx = load_context(start, feature or get_var("feature"))
     check_templates(ctx)
     _pin_fork()
+    use_definition_order()  # ready WPs start longest remaining chain first, not first come first served
 
     def task_kittydoit() -> Iterator[dict[str, Any]]:
         """Work packages of the feature."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,9 @@ BOOKKEEPING = frozenset(
         "activity_log",
     }
 )
+
+# Bump when what is read from a WP file changes, so that WPs cached by an older kittydoit are parsed again.
+_CACHE_FORMAT = 1
 
 _WP_ID = re.compile(r"WP\d+")
 _FILE_ID = re.compile(r"(WP\d+)(?![0-9])")
@@ -71,6 +76,7 @@ class Feature:
     target_branch: str | None
     friendly_name: str
     wps: Mapping[str, WorkPackage]
+    cache: Path | None = None  # where WPs as parsed are kept, so that unchanged files are not parsed again
 
     @property
     def tasks_dir(self) -> Path:
@@ -82,15 +88,30 @@ class Feature:
 
     def chain_lengths(self) -> dict[str, int]:
         """Return, per WP, the number of WPs on the longest dependency chain that starts at it."""
+        after: dict[str, list[str]] = {wp_id: [] for wp_id in self.wps}
+        for wp in self.wps.values():
+            for dep in wp.dependencies:
+                after[dep].append(wp.id)
         lengths: dict[str, int] = {}
         for wp_id in reversed(topological_order(self.wps)):
-            lengths[wp_id] = 1 + max((lengths[d] for d in self.dependants(wp_id)), default=0)
+            lengths[wp_id] = 1 + max((lengths[d] for d in after[wp_id]), default=0)
         return lengths
 
     def schedule_order(self) -> list[str]:
         """Return the WPs longest-remaining-chain first (ties by id), the order doit should start them in."""
         lengths = self.chain_lengths()
         return sorted(self.wps, key=lambda w: (-lengths[w], self.wps[w].number))
+
+    def remember(self, path: Path, doc: WPDocument) -> None:
+        """Keep the WP file just written at *path* as *doc*, parsed: the next load takes it from the cache."""
+        if self.cache is None:
+            return
+        folder_lane = path.parent.name if self.layout == "lanes" else None
+        try:
+            wp = _wp_from_doc(path, folder_lane, doc)
+        except FeatureError:
+            return  # an invalid file is reported when it is loaded
+        _cache_store(self.cache, path, _cache_key(path, folder_lane, doc.text().encode("utf-8")), wp)
 
     def relpath(self, path: Path) -> str:
         """Return *path* relative to the repository root, for messages."""
@@ -141,8 +162,12 @@ def select_feature(root: Path, name: str | None) -> Path:
     )
 
 
-def load_feature(root: Path, folder: Path) -> Feature:
-    """Read and check every work package of the feature in *folder*."""
+def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature:
+    """Read and check every work package of the feature in *folder*.
+
+    With a *cache* folder, a WP file whose bytes are the same as when it was last parsed is taken from there:
+    parsing the frontmatter (ruamel.yaml, about 3 ms a file) is most of what loading a big feature costs.
+    """
     tasks = folder / "tasks"
     if not tasks.is_dir():
         raise FeatureError(folder, "has no tasks/ folder with work package files")
@@ -157,13 +182,17 @@ def load_feature(root: Path, folder: Path) -> Feature:
     if not files:
         raise FeatureError(tasks, "holds no work packages (WPxx-title.md files)")
     wps: dict[str, WorkPackage] = {}
+    parsed: list[tuple[Path, str, WorkPackage]] = []  # cached once the whole feature has passed its checks
     for path, folder_lane in files:
-        wp = _read_wp(path, folder_lane)
+        wp = _load_wp(path, folder_lane, cache, parsed)
         if wp.id in wps:
             raise FeatureError(path, f"{wp.id} is also defined in {wps[wp.id].path.name}; ids must be unique")
         wps[wp.id] = wp
     ordered = dict(sorted(wps.items(), key=lambda item: item[1].number))
     _check_dependencies(ordered)
+    if cache is not None:
+        for path, key, wp in parsed:
+            _cache_store(cache, path, key, wp)
     return Feature(
         root=root,
         slug=folder.name,
@@ -172,6 +201,7 @@ def load_feature(root: Path, folder: Path) -> Feature:
         target_branch=str(meta["target_branch"]) if meta.get("target_branch") else None,
         friendly_name=str(meta.get("friendly_name") or folder.name),
         wps=ordered,
+        cache=cache,
     )
 
 
@@ -237,12 +267,33 @@ def _read_meta(folder: Path) -> dict[str, object]:
     return data
 
 
-def _read_wp(path: Path, folder_lane: str | None) -> WorkPackage:
+def _load_wp(
+    path: Path, folder_lane: str | None, cache: Path | None, parsed: list[tuple[Path, str, WorkPackage]]
+) -> WorkPackage:
+    """Return the WP in *path*, from the *cache* when the file is as it was when last parsed.
+
+    A WP parsed anew is added to *parsed* (with its cache key), for the caller to cache.
+    """
+    if cache is None:
+        return _wp_from_doc(path, folder_lane, WPDocument.read(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise FeatureError(path, f"cannot be read ({error.strerror})") from None
+    key = _cache_key(path, folder_lane, raw)
+    cached = _cache_lookup(cache, path, key)
+    if cached is not None:
+        return cached
+    wp = _wp_from_doc(path, folder_lane, WPDocument.read(path))
+    parsed.append((path, key, wp))
+    return wp
+
+
+def _wp_from_doc(path: Path, folder_lane: str | None, doc: WPDocument) -> WorkPackage:
     match = _FILE_ID.match(path.name)
     if not match:
         raise FeatureError(path, "file name must start with a WP id, WP + digits (e.g. WP01-title.md)")
     file_id = match.group(1)
-    doc = WPDocument.read(path)
     declared = doc.get("work_package_id")
     if declared is not None:
         if not isinstance(declared, str) or not _WP_ID.fullmatch(declared):
@@ -270,6 +321,57 @@ def _read_wp(path: Path, folder_lane: str | None) -> WorkPackage:
         digest=digest,
         fields=work_fields,
     )
+
+
+def _cache_key(path: Path, folder_lane: str | None, raw: bytes) -> str:
+    """Return what a cached WP is valid for: the file's name, lane folder and bytes, and how WPs are read."""
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\0{sorted(BOOKKEEPING)}\0{path.name}\0{folder_lane}\0".encode())
+    digest.update(raw)
+    return digest.hexdigest()
+
+
+def _cache_lookup(cache: Path, path: Path, key: str) -> WorkPackage | None:
+    try:
+        entry = json.loads((cache / f"{path.name}.json").read_text(encoding="utf-8"))
+        if entry["key"] != key:
+            return None
+        wp = entry["wp"]
+        return WorkPackage(
+            id=wp["id"],
+            path=path,
+            title=wp["title"],
+            lane=wp["lane"],
+            dependencies=tuple(wp["dependencies"]),
+            spec=wp["spec"],
+            digest=wp["digest"],
+            fields=wp["fields"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: parse the file
+        return None
+
+
+def _cache_store(cache: Path, path: Path, key: str, wp: WorkPackage) -> None:
+    """Write the cache entry of *wp* atomically (parallel workers each write their own WP's entry)."""
+    data = {
+        "key": key,
+        "wp": {
+            "id": wp.id,
+            "title": wp.title,
+            "lane": wp.lane,
+            "dependencies": list(wp.dependencies),
+            "spec": wp.spec,
+            "digest": wp.digest,
+            "fields": wp.fields,
+        },
+    }
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, default=str)
+        os.replace(tmp, cache / f"{path.name}.json")
+    except OSError:
+        return  # the cache only saves time; a run goes on without it
 
 
 def _dependencies(path: Path, value: object, own_id: str) -> tuple[str, ...]:

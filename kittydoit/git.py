@@ -133,11 +133,14 @@ class Git:
                 return
             if path.exists() and any(path.iterdir()):
                 raise GitError(f"{path} exists but is not a git worktree; move it away and run again")
-            self.run("worktree", "prune")
-            if self.branch_exists(branch):
-                self.run("worktree", "add", str(path), branch)
-            else:
-                self.run("worktree", "add", "-b", branch, str(path), start)
+            add = ["worktree", "add", str(path), branch]
+            if not self.branch_exists(branch):
+                add = ["worktree", "add", "-b", branch, str(path), start]
+            # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
+            # Pruning reads every worktree of the repository, so it is done only when `add` fails.
+            if self.run(*add, check=False).returncode != 0:
+                self.run("worktree", "prune")
+                self.run(*add)
 
     def merge(self, worktree: Path, branch: str, into: str) -> bool:
         """Merge *branch* into the worktree's branch *into*; False when it was already merged."""

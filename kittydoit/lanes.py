@@ -108,8 +108,7 @@ class Lanes:
             os.replace(old, path)
         try:
             doc = WPDocument.read(path)
-            for key, value in fields.items():
-                doc.set(key, value)
+            doc.update(fields)
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
             if feedback is not None:
                 doc.replace_section(
@@ -119,6 +118,7 @@ class Lanes:
             one_line = " ".join(note.split())
             doc.append_activity(f"{now} – {agent} – shell_pid={os.getpid()} – lane={lane} – {one_line}")
             write_atomic(path, doc.text())
+            self.feature.remember(path, doc)
         except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:

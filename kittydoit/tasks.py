@@ -7,14 +7,16 @@ Per WP a group ``WPxx`` (shown by ``doit list`` with the WP title) holds two tas
 - ``WPxx:review`` -- depends on ``WPxx:implement``'s done-marker; targets: its log and its done-marker.
 
 Both are up to date until the WP's spec (body and work-defining frontmatter), the prompt templates or the agent
-settings for the role change. ``implement`` and ``review`` stand for that phase of every WP. WPs are listed
-longest-remaining-chain first, the order doit starts ready tasks in. A WP whose lane is already ``done`` without
-a kittydoit done-marker (finished before or outside kittydoit) is up to date and never runs.
+settings for the role change. ``implement`` and ``review`` stand for that phase of every WP. The WP groups
+are listed longest-remaining-chain first, and their tasks by the longest chain of tasks left
+(:func:`task_order`): doit starts ready tasks in the order they are defined (see :mod:`kittydoit.dispatch`).
+A WP whose lane is already ``done`` without a kittydoit done-marker (finished before or outside kittydoit) is
+up to date and never runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from doit.tools import config_changed
@@ -30,10 +32,33 @@ def externally_done(ctx: Context, wp_id: str) -> bool:
     return ctx.feature.wps[wp_id].lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
 
 
+def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
+    """Return every (WP, phase) longest remaining chain of tasks first, ties in *order*.
+
+    A WP on a chain of c WPs has 2c tasks left before its implement and 2c - 1 before its review, so the
+    implements of the WPs heading the longest chains come before their reviews, and a review comes before
+    the implement of a WP with a shorter chain. doit starts ready tasks in the order they are defined
+    (see :mod:`kittydoit.dispatch`): this is list scheduling by longest remaining chain.
+    """
+    tasks = [(wp_id, phase) for wp_id in order for phase in PHASES]
+    return sorted(tasks, key=lambda t: -(2 * chains[t[0]] - (t[1] == "review")))  # stable: ties keep *order*
+
+
 def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     """Yield the doit task dicts of the feature in *ctx*."""
     order = ctx.feature.schedule_order()
-    rel = ctx.paths.rel
+    done_before = {wp_id for wp_id in order if externally_done(ctx, wp_id)}
+    # Paths as doit stores them, made by joining strings: thousands of pathlib joins and relpaths were a
+    # noticeable part of loading a feature of hundreds of WPs (see bench/, "No-op rerun").
+    markers = ctx.paths.rel(ctx.paths.marker("WP", "x").parent)
+    logs = ctx.paths.rel(ctx.paths.log("WP", "x").parent)
+
+    def marker(wp_id: str, phase: str) -> str:
+        return f"{markers}/{wp_id}-{phase}.json"
+
+    def log(wp_id: str, phase: str) -> str:
+        return f"{logs}/{wp_id}-{phase}.log"
+
     implement_fp = {
         "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
         "agents": ctx.config.fingerprint("implementation"),
@@ -42,12 +67,13 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
         "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
         "agents": ctx.config.fingerprint("review"),
     }
+    phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]
         yield {"basename": wp_id, "name": None, "doc": wp.title}
-        if externally_done(ctx, wp_id):
+        if wp_id in done_before:
             for phase in PHASES:
-                yield {
+                phases[wp_id, phase] = {
                     "basename": wp_id,
                     "name": phase,
                     "actions": None,
@@ -55,25 +81,27 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
                     "doc": f"{phase} {wp_id} (lane done before kittydoit: nothing to do)",
                 }
             continue
-        deps = [d for d in wp.dependencies if not externally_done(ctx, d)]
-        yield {
+        deps = [d for d in wp.dependencies if d not in done_before]
+        phases[wp_id, "implement"] = {
             "basename": wp_id,
             "name": "implement",
             "doc": f"implement {wp_id}: {wp.title}",
             "actions": [(workflow.implement, (ctx, wp_id))],
-            "file_dep": [rel(ctx.paths.marker(d, "review")) for d in deps],
-            "targets": [rel(ctx.paths.log(wp_id, "implement")), rel(ctx.paths.marker(wp_id, "implement"))],
+            "file_dep": [marker(d, "review") for d in deps],
+            "targets": [log(wp_id, "implement"), marker(wp_id, "implement")],
             "uptodate": [config_changed({"spec": wp.digest, **implement_fp})],
         }
-        yield {
+        phases[wp_id, "review"] = {
             "basename": wp_id,
             "name": "review",
             "doc": f"review {wp_id}: {wp.title}",
             "actions": [(workflow.review, (ctx, wp_id))],
-            "file_dep": [rel(ctx.paths.marker(wp_id, "implement"))],
-            "targets": [rel(ctx.paths.log(wp_id, "review")), rel(ctx.paths.marker(wp_id, "review"))],
+            "file_dep": [marker(wp_id, "implement")],
+            "targets": [log(wp_id, "review"), marker(wp_id, "review")],
             "uptodate": [config_changed({"spec": wp.digest, **review_fp})],
         }
+    for key in task_order(ctx.feature.chain_lengths(), order):
+        yield phases[key]
     for phase in PHASES:
         yield {
             "basename": phase,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,18 +145,33 @@ class WPDocument:
 
     def set(self, key: str, value: str) -> None:
         """Set the top-level *key* to the string *value*, touching only that key's line(s)."""
-        if key in self.data and plain(self.data[key]) == value:
-            return
-        line = f"{key}: {_render(value, self._style(key))}"
-        if key in self.data:
-            start = self.data.lc.key(key)[0]
-            end = self._key_end(key)
-            comment = self._eol_comment(key, start)
-            ending = self._fm[end - 1][len(self._fm[end - 1].rstrip("\r\n")) :] or self.newline
-            self._fm[start:end] = [line + comment + ending]
-        else:
-            self._fm.insert(self._insert_at(key), line + self.newline)
-        self.data = self._parse()
+        self.update({key: value})
+
+    def update(self, fields: Mapping[str, str]) -> None:
+        """Set each top-level key of *fields* to its string value, as :meth:`set` does, parsing once.
+
+        Parsing the frontmatter is what an edit costs (ruamel.yaml, a few milliseconds), so keys that exist
+        are replaced bottom-up without re-parsing in between: replacing a key's lines moves only the lines
+        below them, where the keys already replaced are, so the positions of the keys above stay right.
+        """
+        changed = {k: v for k, v in fields.items() if k not in self.data or plain(self.data[k]) != v}
+        present = [k for k in changed if k in self.data]
+        for key in sorted(present, key=lambda k: self.data.lc.key(k)[0], reverse=True):
+            self._replace(key, changed[key])
+        if present:
+            self.data = self._parse()
+        for key in (k for k in changed if k not in self.data):
+            line = f"{key}: {_render(changed[key], self._style(key))}{self.newline}"
+            self._fm.insert(self._insert_at(key), line)
+            self.data = self._parse()
+
+    def _replace(self, key: str, value: str) -> None:
+        """Replace the lines of the existing *key* (``self.data`` stays as it was: re-parse afterwards)."""
+        start = self.data.lc.key(key)[0]
+        end = self._key_end(key)
+        comment = self._eol_comment(key, start)
+        ending = self._fm[end - 1][len(self._fm[end - 1].rstrip("\r\n")) :] or self.newline
+        self._fm[start:end] = [f"{key}: {_render(value, self._style(key))}{comment}{ending}"]
 
     def append_activity(self, entry: str) -> None:
         """Add ``- entry`` as the last line of the ``## Activity Log`` section, creating it when missing."""

@@ -186,3 +186,41 @@ def test_cli_reports_missing_kitty_specs(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "no kitty-specs/ folder here or above" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cached_load_gives_the_same_work_packages_and_sees_every_change(tmp_path: Path) -> None:
+    folder = write_feature(tmp_path, {"WP01-a.md": wp_text("WP01"), "WP02-b.md": wp_text("WP02", ["WP01"])})
+    cache = tmp_path / "cache"
+    fresh = load_feature(tmp_path, folder)
+    first = load_feature(tmp_path, folder, cache=cache)
+    assert sorted(p.name for p in cache.iterdir()) == ["WP01-a.md.json", "WP02-b.md.json"]
+    again = load_feature(tmp_path, folder, cache=cache)
+    assert again.wps == first.wps == fresh.wps
+    (folder / "tasks" / "WP02-b.md").write_text(wp_text("WP02", [], title="Changed"))
+    changed = load_feature(tmp_path, folder, cache=cache)
+    assert changed.wps["WP02"].title == "Changed" and changed.wps["WP02"].dependencies == ()
+    assert changed.wps["WP02"].digest != first.wps["WP02"].digest
+    (cache / "WP01-a.md.json").write_text("{not json")  # a damaged entry is parsed again, never trusted
+    assert load_feature(tmp_path, folder, cache=cache).wps["WP01"] == fresh.wps["WP01"]
+
+
+def test_a_rejected_feature_leaves_no_cache(tmp_path: Path) -> None:
+    folder = write_feature(tmp_path, {"WP01-a.md": wp_text("WP01", ["WP09"])})
+    with pytest.raises(FeatureError, match="does not exist"):
+        load_feature(tmp_path, folder, cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_lane_move_refreshes_the_cache(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from kittydoit.lanes import Lanes
+
+    folder = write_feature(tmp_path, {"WP01-a.md": wp_text("WP01")})
+    cache = tmp_path / "cache"
+    feature = load_feature(tmp_path, folder, cache=cache)
+    Lanes(feature, lambda: datetime(2026, 1, 1, tzinfo=UTC)).move("WP01", "doing", agent="a", note="start")
+    entry = (cache / "WP01-a.md.json").read_text()
+    assert load_feature(tmp_path, folder, cache=cache).wps["WP01"].lane == "doing"
+    assert (cache / "WP01-a.md.json").read_text() == entry  # found in the cache: not parsed and written again
+    assert load_feature(tmp_path, folder).wps["WP01"] == load_feature(tmp_path, folder, cache=cache).wps["WP01"]

@@ -181,3 +181,23 @@ def test_request_changes_records_feedback_like_spec_kitty(tmp_path: Path) -> Non
     assert 'lane: "planned"\nreview_status: "has_feedback"\nreviewed_by: "critic"\nreview_feedback_file: "fb.md"\n' in text
     assert "## Review Feedback\n\n**Reviewed by**: critic\n**Status**: ❌ Changes Requested\n**Date**: 2026-11-27T01:02:03Z\n\nAdd tests.\n" in text
     assert text.rstrip().endswith("lane=planned – Changes requested in review")
+
+
+@pytest.mark.parametrize("path", CORPUS_WPS, ids=lambda p: str(p.relative_to(CORPUS)))
+def test_batch_update_edits_exactly_as_one_set_after_another(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    fields = {
+        "lane": "done",
+        "agent": "it's me",
+        "shell_pid": "4242",
+        "review_status": "approved",
+        "reviewed_by": "reviewer",
+        "review_feedback_file": ".kittify/logs/x/WP01-feedback.md",
+    }
+    one_by_one = WPDocument(path, text)
+    for key, value in fields.items():
+        one_by_one.set(key, value)
+    batch = WPDocument(path, text)
+    batch.update(fields)
+    assert batch.text() == one_by_one.text()
+    assert {k: batch.get(k) for k in fields} == fields

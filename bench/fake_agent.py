@@ -1,0 +1,71 @@
+"""A minimal stand-in for an agent CLI, for benchmarks: sleep the WP's drawn time, change one file, commit it.
+
+    python -S bench/fake_agent.py ROLE          (ROLE: implement, review, or auto)
+
+It runs in a WP's worktree (``.worktrees/<feature>-WPxx``, for kittydoit and spec-kitty alike), so the WP id
+is taken from the folder name. ``$KITTYDOIT_BENCH_DURATIONS`` names a JSON file ``{"WP01": [implement_s,
+review_s], ...}``; a WP missing there takes no time. With ``auto`` (how spec-kitty's orchestrator calls it, as
+``claude`` or ``codex``) the role is read from the prompt: spec-kitty's review prompt starts "Review the
+implementation". ``$KITTYDOIT_BENCH_TIMELINE`` names a file to which a line ``role wp start end`` (Unix
+times) is appended per call, so a benchmark can see when agents actually ran.
+
+An implementer writes ``<WP>.txt`` and commits it (spec-kitty requires the agent to commit; kittydoit then
+finds nothing left to commit). A reviewer approves in a form both orchestrators read: a ``VERDICT:
+APPROVED`` line for kittydoit, the words "APPROVED - review complete" for spec-kitty. Asked for JSON
+(``--output-format json`` or ``--json``), the answer is wrapped as ``{"type": "result", "result": ...}``.
+
+Only the standard library is imported and ``-S`` skips site-packages, so a start costs as little as Python
+allows; ``python -m bench`` measures that cost and reports it apart from the orchestrator's.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+
+def main(argv):
+    started = time.time()
+    role = argv[1] if len(argv) > 1 else "auto"
+    prompt = sys.stdin.read()
+    if role not in ("implement", "review"):
+        role = "review" if prompt.lstrip().startswith("Review the implementation") else "implement"
+    match = re.search(r"WP\d+$", os.getcwd())
+    wp = match.group(0) if match else "WP??"
+    durations = {}
+    path = os.environ.get("KITTYDOIT_BENCH_DURATIONS")
+    if path:
+        with open(path) as handle:
+            durations = json.load(handle)
+    seconds = durations.get(wp, [0.0, 0.0])[0 if role == "implement" else 1]
+    if seconds > 0:
+        time.sleep(seconds)
+    if role == "implement":
+        name = wp + ".txt"
+        with open(name, "w") as handle:
+            handle.write(f"{wp} implemented at {time.time():f}\n")
+        git = ["git", "-c", "gc.auto=0", "-c", "commit.gpgsign=false"]
+        subprocess.run([*git, "add", "--", name], check=True)
+        subprocess.run([*git, "commit", "-q", "--no-verify", "-m", wp + ": bench change"], check=True)
+        text = f"{wp}: implemented\n"
+    else:
+        text = "VERDICT: APPROVED\nAPPROVED - review complete\n"
+    if "--json" in argv or "json" in argv:
+        text = json.dumps({"type": "result", "result": text}) + "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    timeline = os.environ.get("KITTYDOIT_BENCH_TIMELINE")
+    if timeline:
+        line = f"{role} {wp} {started:.6f} {time.time():.6f}\n"
+        fd = os.open(timeline, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

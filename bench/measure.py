@@ -1,0 +1,139 @@
+"""Run a command as a benchmark run: wall time, CPU time and peak memory of its whole process tree.
+
+:func:`timed` starts the command, waits for it with ``os.wait4`` (which reports the CPU time of the process
+and of every descendant it waited for, and the largest resident set among them) and returns a
+:class:`Timing`.
+The fake agents' timeline (one line per agent call, see ``bench/fake_agent.py``) is read by
+:func:`read_timeline`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class BenchError(Exception):
+    """A benchmark run did not do what it had to; the message says which and shows the output."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One run of a command: how long it took, what it cost, and how it ended."""
+
+    argv: tuple[str, ...]
+    started_at: float  # Unix time the command was started, to line it up with the agents' timeline
+    wall: float
+    cpu: float  # user + system seconds of the whole process tree
+    max_rss_mb: float  # the largest resident set of any one process of the tree
+    returncode: int
+    output: str = field(repr=False, default="")
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["output"] = self.output[-2000:]
+        return data
+
+
+@dataclass(frozen=True)
+class Call:
+    """One fake-agent call, as the agent recorded it."""
+
+    role: str
+    wp: str
+    start: float
+    end: float
+
+
+def timed(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float = 3600,
+    check: bool = True,
+) -> Timing:
+    """Run *argv* in *cwd* and return its timing; raise BenchError when it fails and *check* is set."""
+    log = cwd.parent / f".{cwd.name}-output.txt"
+    with log.open("w+b") as output:
+        started_at = time.time()
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        wall = time.perf_counter() - started
+        with contextlib.suppress(
+            ProcessLookupError
+        ):  # nothing of the run may outlive it (spec-kitty's server)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read().decode("utf-8", "replace")
+    log.unlink()
+    timing = Timing(
+        argv=tuple(argv),
+        started_at=started_at,
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        max_rss_mb=usage.ru_maxrss / 1024,
+        returncode=proc.returncode,
+        output=text,
+    )
+    if check and proc.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} exited {proc.returncode} in {cwd}:\n{text[-3000:]}")
+    return timing
+
+
+def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
+    """Return the orchestrator's latencies seen from the agents (medians, seconds).
+
+    ``review``: from a WP's implementer exiting to its reviewer starting; ``dependency``: from the last
+    dependency's reviewer exiting to the WP's implementer starting (this one also holds any wait for a free
+    worker); ``startup``: from the command starting to the first agent; ``tail``: from the last agent to the
+    command's exit. An agent's start is its first line of Python, so each includes one interpreter start.
+    """
+    if not calls:
+        return {}
+    first = {(c.wp, c.role): c for c in reversed(calls)}  # the first call per WP and role
+    last = {(c.wp, c.role): c for c in calls}
+    review = [first[wp, "review"].start - last[wp, "implement"].end for wp in deps if (wp, "review") in first]
+    dependency = [
+        first[wp, "implement"].start - max(last[d, "review"].end for d in ds)
+        for wp, ds in deps.items()
+        if ds and (wp, "implement") in first
+    ]
+    return {
+        "review": statistics.median(review) if review else float("nan"),
+        "dependency": statistics.median(dependency) if dependency else float("nan"),
+        "startup": calls[0].start - timing.started_at,
+        "tail": timing.started_at + timing.wall - max(c.end for c in calls),
+    }
+
+
+def read_timeline(path: Path) -> list[Call]:
+    """Return the fake agents' calls recorded in *path*, in start order."""
+    if not path.exists():
+        return []
+    calls = []
+    for line in path.read_text().splitlines():
+        role, wp, start, end = line.split()
+        calls.append(Call(role, wp, float(start), float(end)))
+    return sorted(calls, key=lambda c: c.start)

@@ -1,0 +1,519 @@
+"""The benchmark suites: schedule quality, overhead, no-op rerun, scale, and spec-kitty side by side.
+
+Each suite takes the :class:`Settings` of the run and returns plain data (lists of dicts) for the JSON file
+and the report. Every measured run works on a fresh copy of a prepared repository, so runs never see each
+other's worktrees, lanes or doit database. Repeated runs of different cases are interleaved (case A, case B,
+case A, ...) so that a change in machine load hits every case alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import dispatch, peer, schedule
+from bench.dags import SHAPES, Dag, make_dag, zero_time
+from bench.feature import GIT_ENV, agent_command, git, make_kittydoit_repo
+from bench.measure import BenchError, Timing, handoffs, read_timeline, timed
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one benchmark run measures, and how often."""
+
+    mode: str
+    repeat: int
+    quality_dags: tuple[
+        tuple[int, str, int, tuple[int, ...]], ...
+    ]  # (WPs, shape, seed, -n values) run for real
+    workers: tuple[int, ...]  # -n values simulated
+    dispatch_dags: tuple[tuple[int, str, int, int], ...]  # (WPs, shape, seed, -n) run both ways
+    simulated_sizes: tuple[int, ...]
+    simulated_seeds: int
+    overhead_sizes: tuple[int, ...]
+    scale_size: int
+    peer_dags: tuple[str, ...]
+    peer_workers: int
+    work: Path
+    cache: Path
+    progress: Progress = field(default=print)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# ---- kittydoit runs ----------------------------------------------------------------------------------------
+
+
+# kittydoit's CLI with the definition-order ready queue switched off, for the dispatch comparison.
+_FIFO_MAIN = (
+    "import sys\nimport kittydoit.dispatch\nkittydoit.dispatch.use_definition_order = lambda: None\n"
+    "from kittydoit.cli import main\nsys.exit(main())\n"
+)
+
+
+class Runs:
+    """Prepared repositories and fresh copies of them, for kittydoit runs."""
+
+    _made = itertools.count(1)  # run folders are numbered across every suite of a benchmark run
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def template(self, dag: Dag, tag: str) -> Path:
+        root = self.work / "templates" / f"{tag}-{dag.name}"
+        if not root.exists():
+            make_kittydoit_repo(root, dag)
+        return root
+
+    def copy(self, template: Path) -> Path:
+        target = self.work / "runs" / f"{next(self._made):04d}-{template.name}"
+        shutil.copytree(template, target, symlinks=True)
+        return target
+
+    def run(
+        self, repo: Path, dag: Dag, *args: str, check: bool = True, fifo: bool = False
+    ) -> tuple[Timing, Path]:
+        """Run ``kittydoit ARGS`` in *repo* with the fake agents sleeping *dag*'s durations.
+
+        With *fifo*, kittydoit runs with doit's own first-in-first-out ready queue (kittydoit.dispatch off).
+        """
+        durations = repo.parent / f"{repo.name}-durations.json"
+        durations.write_text(json.dumps(dag.durations))
+        timeline = repo.parent / f"{repo.name}-timeline.txt"
+        env = {
+            **os.environ,
+            **GIT_ENV,
+            "KITTYDOIT_BENCH_DURATIONS": str(durations),
+            "KITTYDOIT_BENCH_TIMELINE": str(timeline),
+        }
+        command = [sys.executable, "-m", "kittydoit"]
+        if fifo:
+            command = [sys.executable, "-c", _FIFO_MAIN]
+        timing = timed([*command, *args], cwd=repo, env=env, check=check)
+        return timing, timeline
+
+    def discard(self, repo: Path) -> None:
+        shutil.rmtree(repo, ignore_errors=True)
+        for extra in repo.parent.glob(f"{repo.name}-*"):
+            extra.unlink()
+
+
+def _checked_done(timing: Timing, count: int) -> None:
+    if f"{count}/{count} done" not in timing.output:
+        raise BenchError(f"kittydoit did not finish all {count} WPs:\n{timing.output[-3000:]}")
+
+
+# ---- schedule quality --------------------------------------------------------------------------------------
+
+
+def quality(settings: Settings) -> list[dict[str, Any]]:
+    """Run real features with sleeping agents at each -n; compare with the bound and with list schedules."""
+    runs = Runs(settings.work)
+    cases = []
+    for n, shape, seed, workers_list in settings.quality_dags:
+        dag = make_dag(n, width=SHAPES[shape], seed=seed, name=f"{shape}-{n}-s{seed}")
+        cases += [(dag, workers) for workers in workers_list]
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for dag, workers in cases:
+        results[(dag.name, workers)] = {
+            "dag": dag.name,
+            "wps": len(dag.deps),
+            "workers": workers,
+            "seed": dag.seed,
+            "total_work": dag.total_work,
+            "critical_path": schedule.critical_path(dag),
+            "lower_bound": schedule.lower_bound(dag, workers),
+            "orders": schedule.best_orders(dag, workers),
+            "doit_simulated": _simulated(dag, workers, "doit"),
+            "defined_simulated": dispatch.simulate(dag, workers, "defined")[0],
+            "dag_json": dag.as_json(),
+            "runs": [],
+        }
+    for rep in range(settings.repeat):
+        for dag, workers in cases:
+            repo = runs.copy(runs.template(dag, "quality"))
+            settings.progress(f"quality {dag.name} -n {workers} (run {rep + 1}/{settings.repeat})")
+            timing, timeline = runs.run(repo, dag, "-n", str(workers), "run")
+            _checked_done(timing, len(dag.deps))
+            calls = read_timeline(timeline)
+            results[(dag.name, workers)]["runs"].append(
+                {
+                    **timing.as_json(),
+                    "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
+                    "handoffs": handoffs(calls, dag.deps, timing),
+                }
+            )
+            runs.discard(repo)
+    for record in results.values():
+        record["wall"] = median([r["wall"] for r in record["runs"]])
+        record["ratio"] = record["wall"] / record["lower_bound"]
+        record["handoffs"] = {
+            key: median([r["handoffs"][key] for r in record["runs"] if r["handoffs"]])
+            for key in ("review", "dependency", "startup", "tail")
+        }
+    return list(results.values())
+
+
+def dispatch_order(settings: Settings) -> list[dict[str, Any]]:
+    """Run the same features with doit's first-in-first-out ready queue and with kittydoit's definition order.
+
+    The cases are fixed in the settings: ones where the simulation predicts that the order matters.
+    """
+    runs = Runs(settings.work)
+    cases = []
+    for n, shape, seed, workers in settings.dispatch_dags:
+        cases.append((make_dag(n, width=SHAPES[shape], seed=seed, name=f"{shape}-{n}-s{seed}"), workers))
+    results = {}
+    for dag, workers in cases:
+        results[dag.name] = {
+            "dag": dag.name,
+            "wps": len(dag.deps),
+            "workers": workers,
+            "lower_bound": schedule.lower_bound(dag, workers),
+            "doit_simulated": _simulated(dag, workers, "doit"),
+            "defined_simulated": dispatch.simulate(dag, workers, "defined")[0],
+            "chain": schedule.list_schedule(dag, workers, schedule.rank(dag, "chain")),
+            "fifo_runs": [],
+            "defined_runs": [],
+            "dag_json": dag.as_json(),
+        }
+    for rep in range(settings.repeat):
+        for dag, workers in cases:
+            for fifo in (True, False):
+                label = "doit's FIFO" if fifo else "definition order"
+                settings.progress(
+                    f"dispatch {dag.name} -n {workers}, {label} (run {rep + 1}/{settings.repeat})"
+                )
+                repo = runs.copy(runs.template(dag, "quality"))
+                timing, _ = runs.run(repo, dag, "-n", str(workers), "run", fifo=fifo)
+                _checked_done(timing, len(dag.deps))
+                results[dag.name]["fifo_runs" if fifo else "defined_runs"].append(timing.as_json())
+                runs.discard(repo)
+    for record in results.values():
+        record["fifo_wall"] = median([r["wall"] for r in record["fifo_runs"]])
+        record["defined_wall"] = median([r["wall"] for r in record["defined_runs"]])
+    return list(results.values())
+
+
+def _simulated(dag: Dag, workers: int, variant: str, times: int = 5) -> dict[str, float]:
+    """Return the median, best and worst of *times* simulations (doit's set order varies between runs)."""
+    spans = sorted(dispatch.simulate(dag, workers, variant)[0] for _ in range(times))
+    return {"median": median(spans), "min": spans[0], "max": spans[-1]}
+
+
+def simulated(settings: Settings) -> list[dict[str, Any]]:
+    """Simulate doit's dispatcher (as is, and in definition order) on many DAGs; compare with list orders."""
+    rows = []
+    for n in settings.simulated_sizes:
+        for shape, width in SHAPES.items():
+            for seed in range(1, settings.simulated_seeds + 1):
+                dag = make_dag(n, width=width, seed=seed)
+                for workers in settings.workers:
+                    bound = schedule.lower_bound(dag, workers)
+                    orders = schedule.best_orders(dag, workers)
+                    rows.append(
+                        {
+                            "dag": dag.name,
+                            "wps": n,
+                            "shape": shape,
+                            "seed": seed,
+                            "workers": workers,
+                            "lower_bound": bound,
+                            "orders": orders,
+                            "doit": _simulated(dag, workers, "doit"),
+                            "defined": dispatch.simulate(dag, workers, "defined")[0],
+                        }
+                    )
+        settings.progress(f"simulated {n}-WP features")
+    return rows
+
+
+# ---- overhead ----------------------------------------------------------------------------------------------
+
+
+def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
+    """Return the median wall time of one fake-agent call per role, run directly (no orchestrator)."""
+    folder = settings.work / "agent-cost" / "x-WP01"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "commit", "-q", "--allow-empty", "-m", "start")
+    env = {**os.environ, **GIT_ENV}
+    costs: dict[str, float] = {}
+    for role in ("implement", "review"):
+        walls = []
+        for _ in range(times):
+            started = time.perf_counter()
+            subprocess.run(
+                agent_command(role), cwd=folder, env=env, input=b"prompt", capture_output=True, check=True
+            )
+            walls.append(time.perf_counter() - started)
+        costs[role] = median(walls)
+    return costs
+
+
+# A serial run of 500 zero-time WPs takes about 6 minutes on 2 cores: features that big are run once.
+_SINGLE_RUN_FROM = 500
+
+
+def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str, Any]], Path]:
+    """Run zero-time features of each size serially (-n 1); what is not agent time is kittydoit's.
+
+    Returns the records and the repository of the last run of the biggest feature, kept for the no-op rerun.
+    """
+    runs = Runs(settings.work)
+    per_call = agent["implement"] + agent["review"]
+    dags = [
+        zero_time(make_dag(n, width=SHAPES["medium"], seed=1, name=f"zero-{n}"))
+        for n in settings.overhead_sizes
+    ]
+    results = {dag.name: {"wps": len(dag.deps), "runs": [], "dag_json": dag.as_json()} for dag in dags}
+    for rep in range(settings.repeat):
+        for dag in dags:
+            if len(dag.deps) >= _SINGLE_RUN_FROM and rep != settings.repeat - 1:
+                continue
+            settings.progress(f"overhead {len(dag.deps)} WPs -n 1 (run {rep + 1}/{settings.repeat})")
+            repo = runs.copy(runs.template(dag, "overhead"))
+            timing, _ = runs.run(repo, dag, "-n", "1", "run")
+            _checked_done(timing, len(dag.deps))
+            results[dag.name]["runs"].append(timing.as_json())
+            if rep == settings.repeat - 1 and dag is dags[-1]:
+                kept = repo
+            else:
+                runs.discard(repo)
+    for record in results.values():
+        n = record["wps"]
+        record["wall"] = median([r["wall"] for r in record["runs"]])
+        record["cpu"] = median([r["cpu"] for r in record["runs"]])
+        record["per_wp"] = record["wall"] / n
+        record["agent_per_wp"] = per_call
+        record["kittydoit_per_wp"] = record["per_wp"] - per_call
+    return list(results.values()), kept
+
+
+def profile(settings: Settings, size: int) -> dict[str, Any]:
+    """Profile one zero-time run in a single process (-n 0) and say where kittydoit's time goes."""
+    runs = Runs(settings.work)
+    dag = zero_time(make_dag(size, width=SHAPES["medium"], seed=1, name=f"zero-{size}"))
+    repo = runs.copy(runs.template(dag, "overhead"))
+    settings.progress(f"profile of a {size}-WP run (-n 0) and of its no-op rerun")
+    first = _profiled(runs, repo, dag, ["-n", "0", "run"])
+    again = _profiled(runs, repo, dag, ["run"])
+    runs.discard(repo)
+    return {"wps": size, "run": first, "noop": again}
+
+
+# What a profile is broken down into: label -> function (file suffix, name); cumulative times: parts overlap.
+_PARTS = {
+    "git, every subprocess": ("kittydoit/git.py", "run"),
+    "git: worktree creation": ("kittydoit/git.py", "prepare_worktree"),
+    "git: merging dependencies": ("kittydoit/git.py", "merge"),
+    "git: review base": ("kittydoit/git.py", "base"),
+    "git: committing what agents left": ("kittydoit/git.py", "commit_all"),
+    "git: the diff to review": ("kittydoit/git.py", "diff"),
+    "agent processes (start, wait, stop)": ("kittydoit/process.py", "run"),
+    "WP frontmatter parsing (ruamel.yaml)": ("kittydoit/wpfile.py", "_parse"),
+    "lane moves (read, edit, write WP file)": ("kittydoit/lanes.py", "_update"),
+    "prompt rendering (jinja2)": ("kittydoit/prompts.py", "render"),
+    "loading the feature": ("kittydoit/feature.py", "load_feature"),
+    "doit up-to-date checks": ("doit/dependency.py", "get_status"),
+    "doit database writes": ("doit/dependency.py", "save_success"),
+}
+
+
+def _profiled(runs: Runs, repo: Path, dag: Dag, args: list[str]) -> dict[str, Any]:
+    out = repo.parent / f"{repo.name}-profile.pstats"
+    script = (
+        "import cProfile, sys\nfrom kittydoit.cli import main\nprofiler = cProfile.Profile()\n"
+        f"code = profiler.runcall(main, {args!r})\nprofiler.dump_stats({str(out)!r})\nsys.exit(code)\n"
+    )
+    durations = repo.parent / f"{repo.name}-durations.json"
+    durations.write_text(json.dumps(dag.durations))
+    env = {**os.environ, **GIT_ENV, "KITTYDOIT_BENCH_DURATIONS": str(durations)}
+    timing = timed([sys.executable, "-c", script], cwd=repo, env=env)
+    stats = pstats.Stats(str(out))
+    total = max(stats.total_tt, 1e-9)  # type: ignore[attr-defined]
+    parts: dict[str, dict[str, float]] = {}
+    for label, (suffix, name) in _PARTS.items():
+        cum, calls = 0.0, 0
+        for (filename, _, func), (_, ncalls, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+            if func == name and filename.endswith(suffix):
+                cum += ct
+                calls += ncalls
+        parts[label] = {"seconds": cum, "share": cum / total, "calls": calls}
+    out.unlink()
+    return {"wall": timing.wall, "profiled_seconds": total, "parts": parts}
+
+
+def noop(settings: Settings, repo: Path) -> dict[str, Any]:
+    """Time ``kittydoit run`` in *repo*, where an overhead run finished every WP: nothing is left to do."""
+    runs = Runs(settings.work)
+    size = max(settings.overhead_sizes)
+    dag = zero_time(make_dag(size, width=SHAPES["medium"], seed=1, name=f"zero-{size}"))
+    walls = []
+    for rep in range(max(3, settings.repeat)):
+        settings.progress(f"no-op rerun of {size} WPs ({rep + 1})")
+        timing, _ = runs.run(repo, dag, "run")
+        if f"{len(dag.deps)} already done" not in timing.output:
+            raise BenchError(f"the rerun was not a no-op:\n{timing.output[-2000:]}")
+        walls.append(timing.as_json())
+    listing, _ = runs.run(repo, dag, "list")
+    runs.discard(repo)
+    return {
+        "wps": size,
+        "runs": walls,
+        "wall": median([w["wall"] for w in walls]),
+        "python_start": _python_start(),
+        "list_wall": listing.wall,
+    }
+
+
+def _python_start(times: int = 5) -> dict[str, float]:
+    """Return the median time of starting Python and of importing kittydoit's CLI (any command's floor)."""
+    bare, imported = [], []
+    for _ in range(times):
+        for argv, sink in (
+            ([sys.executable, "-c", "pass"], bare),
+            ([sys.executable, "-c", "import kittydoit.cli"], imported),
+        ):
+            started = time.perf_counter()
+            subprocess.run(argv, check=True)
+            sink.append(time.perf_counter() - started)
+    return {"python": median(bare), "import_kittydoit_cli": median(imported)}
+
+
+# ---- scale -------------------------------------------------------------------------------------------------
+
+
+def scale(settings: Settings) -> dict[str, Any]:
+    """Time and memory of ``kittydoit list`` and of a full zero-time run of a big feature."""
+    runs = Runs(settings.work)
+    n = settings.scale_size
+    dag = zero_time(make_dag(n, width=SHAPES["wide"], seed=1, name=f"zero-{n}"))
+    settings.progress(f"scale: preparing a {n}-WP repository")
+    started = time.perf_counter()
+    template = runs.template(dag, "scale")
+    prepared = time.perf_counter() - started
+    repo = runs.copy(template)
+    listings = []
+    for rep in range(max(3, settings.repeat)):
+        settings.progress(f"scale: kittydoit list of {n} WPs ({rep + 1})")
+        listings.append(runs.run(repo, dag, "list")[0].as_json())
+    settings.progress(f"scale: full run of {n} zero-time WPs (-n 2)")
+    full, _ = runs.run(repo, dag, "-n", "2", "run")
+    _checked_done(full, n)
+    again, _ = runs.run(repo, dag, "run")
+    runs.discard(repo)
+    return {
+        "wps": n,
+        "prepare_seconds": prepared,
+        "list": listings,
+        "list_wall": median([x["wall"] for x in listings]),
+        "list_rss_mb": median([x["max_rss_mb"] for x in listings]),
+        "run": full.as_json(),
+        "noop": again.as_json(),
+    }
+
+
+# ---- spec-kitty side by side -------------------------------------------------------------------------------
+
+
+def peer_dags(names: tuple[str, ...]) -> Iterator[Dag]:
+    """Yield the features run side by side: a zero-time and a sleeping version of each."""
+    for name in names:
+        if name == "diamond":
+            deps = {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")}
+            sleeping = Dag("diamond", 0, deps, {wp: (1.0, 1.0) for wp in deps})
+        else:
+            n = int(name.split("-")[1])
+            sleeping = make_dag(n, width=SHAPES["medium"], seed=1, name=name)
+        yield zero_time(Dag(f"{sleeping.name}/zero", sleeping.seed, sleeping.deps, sleeping.durations))
+        yield Dag(f"{sleeping.name}/sleep", sleeping.seed, sleeping.deps, sleeping.durations)
+
+
+def side_by_side(settings: Settings) -> dict[str, Any]:
+    """Run spec-kitty 0.16.2's orchestrator and kittydoit on the same features with the same fake agents."""
+    spec_bin, how = peer.install(settings.cache)
+    if spec_bin is None:
+        settings.progress(f"spec-kitty side by side SKIPPED: {how}")
+        return {"skipped": how}
+    settings.progress(f"spec-kitty side by side: {how}")
+    agents_bin = peer.fake_agent_bin(settings.work / "peer-bin")
+    env = peer.environment(spec_bin, agents_bin, settings.work / "peer-gitconfig")
+    runs = Runs(settings.work)
+    workers = settings.peer_workers
+    cases = list(peer_dags(settings.peer_dags))
+    records = {}
+    for dag in cases:
+        base = dag.name.split("/")[0]
+        template = settings.work / "templates" / f"peer-{base}"
+        if not template.exists():
+            settings.progress(f"spec-kitty: preparing {base}")
+            peer.prepare(template, dag, workers, env)
+        records[dag.name] = {
+            "dag": dag.name,
+            "wps": len(dag.deps),
+            "workers": workers,
+            "lower_bound": schedule.lower_bound(dag, workers),
+            "spec_kitty": [],
+            "spec_kitty_failed": [],
+            "kittydoit": [],
+            "dag_json": dag.as_json(),
+        }
+    for rep in range(settings.repeat):
+        for dag in cases:
+            base = dag.name.split("/")[0]
+            settings.progress(f"spec-kitty orchestrate {dag.name} ({rep + 1}/{settings.repeat})")
+            project = runs.copy(settings.work / "templates" / f"peer-{base}")
+            durations = project.parent / f"{project.name}-durations.json"
+            durations.write_text(json.dumps(dag.durations))
+            timing = timed(
+                peer.command(), cwd=project, env={**env, "KITTYDOIT_BENCH_DURATIONS": str(durations)}
+            )
+            unfinished = peer.unfinished(project, dag)
+            if unfinished:  # spec-kitty exits 0 all the same; such a run is reported, not timed
+                settings.progress(f"spec-kitty left WPs unfinished: {unfinished}")
+                records[dag.name]["spec_kitty_failed"].append({**timing.as_json(), "unfinished": unfinished})
+            else:
+                records[dag.name]["spec_kitty"].append(timing.as_json())
+            runs.discard(project)
+            settings.progress(f"kittydoit {dag.name} ({rep + 1}/{settings.repeat})")
+            repo = runs.copy(runs.template(dag, "peer"))
+            kd, _ = runs.run(repo, dag, "-n", str(workers), "run")
+            _checked_done(kd, len(dag.deps))
+            records[dag.name]["kittydoit"].append(kd.as_json())
+            runs.discard(repo)
+    for record in records.values():
+        for who in ("spec_kitty", "kittydoit"):
+            record[f"{who}_wall"] = median([r["wall"] for r in record[who]])
+            record[f"{who}_cpu"] = median([r["cpu"] for r in record[who]])
+        if not record["spec_kitty"]:
+            record["wall_ratio"] = record["cpu_ratio"] = record["overhead_ratio"] = float("nan")
+            continue
+        record["wall_ratio"] = record["spec_kitty_wall"] / record["kittydoit_wall"]
+        record["cpu_ratio"] = record["spec_kitty_cpu"] / record["kittydoit_cpu"]
+        bound = record["lower_bound"]
+        record["spec_kitty_overhead"] = record["spec_kitty_wall"] - bound
+        record["kittydoit_overhead"] = record["kittydoit_wall"] - bound
+        record["overhead_ratio"] = record["spec_kitty_overhead"] / max(record["kittydoit_overhead"], 1e-9)
+    return {"how": how, "cases": list(records.values())}
+
+
+def profile_size(settings: Settings) -> int:
+    return settings.overhead_sizes[len(settings.overhead_sizes) // 2]

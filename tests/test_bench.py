@@ -1,0 +1,110 @@
+"""The benchmark's own arithmetic: synthetic DAGs, the lower bound, list schedules and the doit simulation.
+
+Benchmarks themselves never run in the test suite; these check that the numbers they report are computed
+right, on cases small enough to work out by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_repo
+
+from bench import dispatch, schedule
+from bench.dags import IMPLEMENT_SHARE, Dag, make_dag, zero_time
+from kittydoit.context import load_context
+from kittydoit.tasks import task_dicts
+
+
+def dag_of(durations: dict[str, tuple[float, float]], deps: dict[str, tuple[str, ...]] | None = None) -> Dag:
+    return Dag("test", 0, deps or {wp: () for wp in durations}, durations)
+
+
+@pytest.mark.parametrize("width", [1.0, 3.0, 50.0])
+def test_make_dag_is_seeded_acyclic_and_draws_in_range(width: float) -> None:
+    dag = make_dag(40, width=width, seed=7, low=0.5, high=3.0)
+    assert dag == make_dag(40, width=width, seed=7, low=0.5, high=3.0)
+    assert dag.wps == [f"WP{i:02d}" for i in range(1, 41)]
+    for index, (wp, deps) in enumerate(dag.deps.items()):
+        assert all(dag.wps.index(d) < index for d in deps)  # dependencies come earlier: no cycles
+        implement, review = dag.durations[wp]
+        assert 0.49 <= implement + review <= 3.01
+        assert implement == pytest.approx((implement + review) * IMPLEMENT_SHARE, abs=0.002)
+    if width == 1.0:
+        assert schedule.chain_lengths(dag)["WP01"] == 40  # a single chain
+    if width == 50.0:
+        assert all(not deps for deps in dag.deps.values())  # one layer
+    assert zero_time(dag).total_work == 0
+
+
+def test_lower_bound_is_the_longer_of_critical_path_and_work_per_worker() -> None:
+    dag = dag_of(
+        {"WP01": (2.0, 1.0), "WP02": (1.0, 1.0), "WP03": (4.0, 0.5)},
+        {"WP01": (), "WP02": ("WP01",), "WP03": ()},
+    )
+    assert schedule.critical_path(dag) == 5.0  # WP01 then WP02: 2 + 1 + 1 + 1
+    assert schedule.lower_bound(dag, 1) == 9.5
+    assert schedule.lower_bound(dag, 2) == 5.0
+    assert schedule.lower_bound(dag, 8) == 5.0
+
+
+def test_list_schedule_follows_the_priority_order() -> None:
+    dag = dag_of({"WP01": (1.0, 0.0), "WP02": (1.0, 0.0), "WP03": (2.0, 0.0)})
+    assert schedule.list_schedule(dag, 2, schedule.rank(dag, "id")) == 3.0  # WP03 starts last
+    assert schedule.list_schedule(dag, 2, schedule.rank(dag, "lpt")) == 2.0  # WP03 starts first
+    assert schedule.list_schedule(dag, 1, schedule.rank(dag, "id")) == 4.0
+
+
+def test_chain_order_starts_the_long_chain_first() -> None:
+    # WP02 -> WP03 is the long chain; id order wastes the first slot on WP01.
+    dag = dag_of(
+        {"WP01": (2.0, 0.0), "WP02": (1.0, 0.0), "WP03": (2.0, 0.0)},
+        {"WP01": (), "WP02": (), "WP03": ("WP02",)},
+    )
+    assert schedule.list_schedule(dag, 1, schedule.rank(dag, "chain")) == 5.0
+    assert schedule.list_schedule(dag, 2, schedule.rank(dag, "chain")) == 3.0
+    assert schedule.list_schedule(dag, 2, schedule.rank(dag, "id")) == 3.0
+    ranks = schedule.rank(dag, "chain")
+    assert ranks[("WP02", "implement")] < ranks[("WP02", "review")] < ranks[("WP01", "implement")]
+
+
+def test_doit_simulation_agrees_with_hand_worked_schedules() -> None:
+    chain = dag_of({"WP01": (1.0, 0.5), "WP02": (2.0, 0.5)}, {"WP01": (), "WP02": ("WP01",)})
+    for variant in dispatch.VARIANTS:
+        span, started = dispatch.simulate(chain, 4, variant)
+        assert span == 4.0
+        assert started == ["WP01:implement", "WP01:review", "WP02:implement", "WP02:review"]
+    wide = dag_of({"WP01": (1.0, 0.0), "WP02": (1.0, 0.0), "WP03": (1.0, 0.0)})
+    assert dispatch.simulate(wide, 2)[0] == 2.0
+    assert dispatch.simulate(wide, 3)[0] == 1.0
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_doit_simulation_never_beats_the_bound_and_follows_the_chain_order_with_priorities(
+    workers: int,
+) -> None:
+    dag = make_dag(30, width=4, seed=3)
+    bound = schedule.lower_bound(dag, workers)
+    for variant in dispatch.VARIANTS:
+        assert dispatch.simulate(dag, workers, variant)[0] >= bound - 1e-9
+    chain = schedule.list_schedule(dag, workers, schedule.rank(dag, "chain"))
+    # doit hands out one finished task's successor at a time, so ties at one instant may go another way
+    assert dispatch.simulate(dag, workers, "priority")[0] == pytest.approx(chain, rel=0.01)
+    if workers == 1:
+        assert dispatch.simulate(dag, 1)[0] == pytest.approx(dag.total_work)
+
+
+def test_simulated_tasks_mirror_kittydoits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dag = make_dag(12, width=3, seed=5)
+    repo = make_repo(tmp_path / "repo", dag.deps)
+    ctx = load_context(repo.root, None)
+
+    def shape(dicts: list[dict]) -> list[tuple[str, list[str], list[str]]]:
+        def deps(d: dict) -> list[str]:
+            return sorted(p.rsplit("/", 1)[-1] for p in d.get("file_dep", [])) + list(d.get("task_dep", []))
+
+        def targets(d: dict) -> list[str]:
+            return [t.rsplit("/", 1)[-1] for t in d.get("targets", [])]
+
+        return [(f"{d['basename']}:{d.get('name')}", deps(d), targets(d)) for d in dicts]
+
+    assert shape(list(dispatch.task_dicts(dag))) == shape(list(task_dicts(ctx)))
