@@ -71,9 +71,10 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
     def __init__(self) -> None:
         super().__init__()
         self.reporter: Reporter | None = None
+        self.read_only = False  # set by commands that must not write anything, not even the parse cache
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        namespace = doit_namespace(None, feature=opt_values.get("feature"))
+        namespace = doit_namespace(None, feature=opt_values.get("feature"), cache=not self.read_only)
         self.reporter = namespace["DOIT_CONFIG"]["reporter"]
         os.chdir(self.reporter.ctx.paths.root)
         self.namespace = namespace
@@ -268,6 +269,10 @@ class PlanCmd(DoitCmdBase):  # type: ignore[misc]
         """Read every database through a read-only in-memory copy: a plan writes nothing."""
         return dict.fromkeys(super().get_backends(), plan.SnapshotDB)
 
+    def execute(self, params: dict[str, Any], args: list[str]) -> Any:
+        self.loader.read_only = True  # nor does the feature's parse cache get written
+        return super().execute(params, args)
+
     def _execute(self, num_process: int, as_json: bool) -> int:
         ctx = self.loader.reporter.ctx
         found = plan.make_plan(
@@ -296,7 +301,7 @@ class GraphCmd(Command):  # type: ignore[misc]
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
         root = find_root(Path.cwd())
-        feature = load_feature(root, select_feature(root, params["feature"]))
+        feature = load_feature(root, select_feature(root, params["feature"]))  # no parse cache: writes nothing
         shown = {"mermaid": plan.mermaid, "dot": plan.dot}.get(params["format"])
         _emit(shown(feature) if shown else "\n".join(plan.graph_text(feature)))
         return EXIT_OK

@@ -129,12 +129,12 @@ class Context:
     main_pid: int = field(default_factory=os.getpid)
 
 
-def load_context(start: Path, feature_name: str | None) -> Context:
+def load_context(start: Path, feature_name: str | None, *, cache: bool = True) -> Context:
     """Find the repository at or above *start*, then read and check the feature and the settings."""
     root = find_root(start)
     folder = select_feature(root, feature_name)
     paths = Paths(root=root, feature=folder.name)
-    feature = load_feature(root, folder, cache=paths.parsed)
+    feature = load_feature(root, folder, cache=paths.parsed if cache else None)
     config = load_config(root)
     git = Git(root, paths.git_lock)
     if not git.is_repository():

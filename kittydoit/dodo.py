@@ -17,14 +17,17 @@ from kittydoit.tasks import task_dicts
 from kittydoit.workflow import check_templates
 
 
-def doit_namespace(dodo_file: str | Path | None = None, *, feature: str | None = None) -> dict[str, Any]:
+def doit_namespace(
+    dodo_file: str | Path | None = None, *, feature: str | None = None, cache: bool = True
+) -> dict[str, Any]:
     """Return ``DOIT_CONFIG`` and ``task_kittydoit`` for the repository holding *dodo_file* (or the cwd).
 
-    The feature is *feature*, else the doit variable ``feature=...``, else the only one in kitty-specs/.
+    The feature is *feature*, else the doit variable ``feature=...``, else the only one in kitty-specs/. Without
+    *cache* the WP files are parsed afresh and the parse cache is not written.
     """
     _log_to_stderr()
     start = Path(dodo_file).resolve().parent if dodo_file else Path.cwd()
-    ctx = load_context(start, feature or get_var("feature"))
+    ctx = load_context(start, feature or get_var("feature"), cache=cache)
     check_templates(ctx)
     _pin_fork()
     use_definition_order()  # ready WPs start longest remaining chain first, not first come first served
