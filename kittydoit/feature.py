@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kittydoit.errors import FeatureError
@@ -102,16 +102,25 @@ class Feature:
         lengths = self.chain_lengths()
         return sorted(self.wps, key=lambda w: (-lengths[w], self.wps[w].number))
 
-    def remember(self, path: Path, doc: WPDocument) -> None:
-        """Keep the WP file just written at *path* as *doc*, parsed: the next load takes it from the cache."""
+    def remember(self, before: tuple[Path, bytes], after: tuple[Path, bytes], lane: str) -> None:
+        """Note in the cache that the WP file *before* (path, bytes) became *after* by a lane move to *lane*.
+
+        A lane move changes bookkeeping only (lane, review fields, the Activity Log and Review Feedback
+        sections), never what the WP reads as, so the entry of the file as it was, if cached, holds for the file
+        as it is with the new lane: the next load needs no parse and no parse is spent here either. A file that
+        was not cached as it was (say, edited by hand during the run) is parsed at the next load.
+        """
         if self.cache is None:
             return
-        folder_lane = path.parent.name if self.layout == "lanes" else None
-        try:
-            wp = _wp_from_doc(path, folder_lane, doc)
-        except FeatureError:
-            return  # an invalid file is reported when it is loaded
-        _cache_store(self.cache, path, _cache_key(path, folder_lane, doc.text().encode("utf-8")), wp)
+        old_path, old_bytes = before
+        new_path, new_bytes = after
+        cached = _cache_lookup(self.cache, old_path, _cache_key(old_path, self._folder_lane(old_path), old_bytes))
+        if cached is not None:
+            key = _cache_key(new_path, self._folder_lane(new_path), new_bytes)
+            _cache_store(self.cache, new_path, key, replace(cached, path=new_path, lane=lane))
+
+    def _folder_lane(self, path: Path) -> str | None:
+        return path.parent.name if self.layout == "lanes" else None
 
     def relpath(self, path: Path) -> str:
         """Return *path* relative to the repository root, for messages."""

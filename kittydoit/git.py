@@ -185,17 +185,20 @@ class Git:
 
     def commit_all(self, worktree: Path, message: str) -> bool:
         """Commit everything uncommitted in *worktree*; False when there was nothing to commit."""
+        if not self.run("status", "--porcelain", "--untracked-files=normal", cwd=worktree).stdout.strip():
+            return False  # one git call in the common case: the agent committed, or nothing was left
         self.run("add", "-A", cwd=worktree)
         if self.run("diff", "--cached", "--quiet", cwd=worktree, check=False).returncode == 0:
-            return False
+            return False  # only changes git ignores after all (say, a file mode with core.fileMode off)
         self.run("commit", "--no-verify", "-q", "-m", message, cwd=worktree)
         return True
 
     def diff(self, worktree: Path, base: str, limit: int = 200_000) -> Diff:
         """Return the change from *base* to the worktree's HEAD, the patch cut at *limit* characters."""
         head = self.rev("HEAD", cwd=worktree)
-        stat = self.run("diff", "--stat", base, head, cwd=worktree).stdout
-        patch = self.run("diff", base, head, cwd=worktree).stdout
+        both = self.run("diff", "--patch-with-stat", base, head, cwd=worktree).stdout
+        start = both.find("diff --git ")
+        stat, patch = (both[:start], both[start:]) if start >= 0 else (both, "")
         truncated = len(patch) > limit
         return Diff(base=base, head=head, stat=stat, patch=patch[:limit], truncated=truncated)
 

@@ -62,10 +62,14 @@ class Lanes:
 
     def lane(self, wp_id: str) -> str:
         """Return the WP's current lane (its folder's, in the lane-folder layout)."""
-        path = self.path(wp_id)
+        return self.current(wp_id)[1]
+
+    def current(self, wp_id: str) -> tuple[WPDocument, str]:
+        """Return the WP file as it is now, and its lane (its folder's, in the lane-folder layout)."""
+        doc = self.read(wp_id)
         if self.feature.layout == "lanes":
-            return path.parent.name
-        return str(self.read(wp_id).get("lane") or "planned")
+            return doc, doc.path.parent.name
+        return doc, str(doc.get("lane") or "planned")
 
     def move(
         self, wp_id: str, lane: str, *, agent: str, note: str, fields: Mapping[str, str] | None = None
@@ -108,6 +112,7 @@ class Lanes:
             os.replace(old, path)
         try:
             doc = WPDocument.read(path)
+            before = doc.text().encode("utf-8")
             doc.update(fields)
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
             if feedback is not None:
@@ -117,8 +122,9 @@ class Lanes:
                 )
             one_line = " ".join(note.split())
             doc.append_activity(f"{now} – {agent} – shell_pid={os.getpid()} – lane={lane} – {one_line}")
-            write_atomic(path, doc.text())
-            self.feature.remember(path, doc)
+            text = doc.text()
+            write_atomic(path, text)
+            self.feature.remember((old, before), (path, text.encode("utf-8")), lane)
         except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:

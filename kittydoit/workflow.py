@@ -131,8 +131,8 @@ def _implement(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
     phase.record.start("preparing worktree")
     worktree, base = _prepare(ctx, wp, phase.log("implement"))
-    doc = phase.lanes.read(wp.id)
-    if phase.lanes.lane(wp.id) == "for_review" and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
+    doc, lane = phase.lanes.current(wp.id)
+    if lane == "for_review" and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
         # Implemented earlier (by a person, spec-kitty, or a run that stopped before recording it).
         _note(phase.log("implement"), "lane is for_review and the branch holds work: to review")
         agent = str(doc.get("agent") or "unknown")
@@ -231,9 +231,9 @@ def _review(phase: _Phase) -> dict[str, Any]:
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
     for cycle in range(1, limit + 1):
-        doc = phase.lanes.read(wp.id)
+        doc, lane = phase.lanes.current(wp.id)
         feedback = _pending_feedback(doc)
-        if feedback is not None and phase.lanes.lane(wp.id) != "for_review":
+        if feedback is not None and lane != "for_review":
             implementer = _implement_once(
                 phase, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=max(1, cycle - 1)
             )

@@ -72,7 +72,16 @@ class WPDocument:
         self._open, self._close = lines[0], lines[end]
         self._fm = lines[1:end]
         self._body = lines[end + 1 :]
-        self.data = self._parse()
+        self._data = self._parse()  # eagerly: a file that does not parse is rejected here
+        self._stale = False
+
+    @property
+    def data(self) -> CommentedMap:
+        """The parsed frontmatter (re-parsed after edits only when it is needed again)."""
+        if self._stale:
+            self._data = self._parse()
+            self._stale = False
+        return self._data
 
     @classmethod
     def read(cls, path: Path) -> WPDocument:
@@ -156,14 +165,14 @@ class WPDocument:
         """
         changed = {k: v for k, v in fields.items() if k not in self.data or plain(self.data[k]) != v}
         present = [k for k in changed if k in self.data]
+        missing = [k for k in changed if k not in present]
         for key in sorted(present, key=lambda k: self.data.lc.key(k)[0], reverse=True):
             self._replace(key, changed[key])
-        if present:
-            self.data = self._parse()
-        for key in (k for k in changed if k not in self.data):
+        self._stale = self._stale or bool(present)
+        for key in missing:  # each insertion needs the positions of the keys now there
             line = f"{key}: {_render(changed[key], self._style(key))}{self.newline}"
             self._fm.insert(self._insert_at(key), line)
-            self.data = self._parse()
+            self._stale = True
 
     def _replace(self, key: str, value: str) -> None:
         """Replace the lines of the existing *key* (``self.data`` stays as it was: re-parse afterwards)."""
