@@ -120,8 +120,12 @@ class Git:
 
     # ---- a WP's worktree --------------------------------------------------------------------------------
 
-    def prepare_worktree(self, path: Path, branch: str, start: str) -> None:
-        """Make sure *path* is a worktree on *branch*, creating the branch from *start* when it is new."""
+    def prepare_worktree(self, path: Path, branch: str, start: str) -> bool:
+        """Make sure *path* is a worktree on *branch*, creating the branch from *start* when it is new.
+
+        Return True when the worktree was made here, on a branch just created from *start*: it then holds
+        nothing but *start*. The common case, a new WP, takes one git call.
+        """
         with self.lock():
             if (path / ".git").exists():
                 current = self.run("rev-parse", "--abbrev-ref", "HEAD", cwd=path, check=False).stdout.strip()
@@ -130,35 +134,39 @@ class Git:
                         f"worktree {path} is on branch '{current}', not '{branch}'; "
                         f"switch it back (git -C {path} switch {branch}) or remove it"
                     )
-                return
+                return False
             if path.exists() and any(path.iterdir()):
                 raise GitError(f"{path} exists but is not a git worktree; move it away and run again")
-            add = ["worktree", "add", str(path), branch]
-            if not self.branch_exists(branch):
-                add = ["worktree", "add", "-b", branch, str(path), start]
+            if self.run("worktree", "add", "-b", branch, str(path), start, check=False).returncode == 0:
+                return True
+            new = not self.branch_exists(branch)
+            add = ["worktree", "add", "-b", branch, str(path), start] if new else ["worktree", "add", str(path), branch]
             # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
             # Pruning reads every worktree of the repository, so it is done only when `add` fails.
-            if self.run(*add, check=False).returncode != 0:
-                self.run("worktree", "prune")
-                self.run(*add)
+            self.run("worktree", "prune")
+            self.run(*add)
+            return new
 
     def merge(self, worktree: Path, branch: str, into: str) -> bool:
-        """Merge *branch* into the worktree's branch *into*; False when it was already merged."""
-        if self.is_ancestor(branch, "HEAD", cwd=worktree):
-            return False
+        """Merge *branch* into the worktree's branch *into*; False when there is no branch *branch*.
+
+        Merging a branch already merged changes nothing. A conflict aborts the merge and raises GitError.
+        """
         result = self.run(
             "merge", "--no-edit", "-m", f"kittydoit: merge {branch} into {into}", branch,
             cwd=worktree, check=False,
         )  # fmt: skip
-        if result.returncode != 0:
-            conflicted = self.run("diff", "--name-only", "--diff-filter=U", cwd=worktree, check=False)
-            self.run("merge", "--abort", cwd=worktree, check=False)
-            files = ", ".join(conflicted.stdout.split()) or (result.stderr or result.stdout).strip()
-            raise GitError(
-                f"merging branch {branch} into {into} conflicts ({files}); merge it by hand in {worktree}, "
-                "commit, then run again"
-            )
-        return True
+        if result.returncode == 0:
+            return True
+        if not self.branch_exists(branch):
+            return False  # git refused before touching anything: "not something we can merge"
+        conflicted = self.run("diff", "--name-only", "--diff-filter=U", cwd=worktree, check=False)
+        self.run("merge", "--abort", cwd=worktree, check=False)
+        files = ", ".join(conflicted.stdout.split()) or (result.stderr or result.stdout).strip()
+        raise GitError(
+            f"merging branch {branch} into {into} conflicts ({files}); merge it by hand in {worktree}, "
+            "commit, then run again"
+        )
 
     def base(self, worktree: Path, target: str, dependencies: Sequence[str]) -> str:
         """Return a commit holding the target branch (as the WP branch forked from it) plus every dependency.

@@ -150,15 +150,16 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
-    git.prepare_worktree(worktree, branch, ctx.target_branch)
-    if git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
+    fresh = git.prepare_worktree(worktree, branch, ctx.target_branch)
+    if not fresh and git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
         _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
     for dep in wp.dependencies:
         dep_branch = paths.branch(dep)
-        if git.branch_exists(dep_branch):  # a dependency done before kittydoit is in the target branch
-            git.merge(worktree, dep_branch, branch)
+        if git.merge(worktree, dep_branch, branch):  # no branch: a dependency done before kittydoit
             merged.append(dep_branch)
+    if fresh:  # nothing but the target branch and the dependencies yet: that is the base
+        return worktree, git.rev("HEAD", cwd=worktree)
     return worktree, git.base(worktree, ctx.target_branch, merged)
 
 

@@ -21,3 +21,22 @@ def test_a_worktree_deleted_by_hand_is_made_again(tmp_path: Path) -> None:
     tool.prepare_worktree(worktree, "001-demo-WP01", "main")
     assert (worktree / "work.txt").read_text() == "work\n"  # the branch's work is back
     assert git(worktree, "branch", "--show-current").strip() == "001-demo-WP01"
+
+
+def test_a_new_worktree_is_fresh_and_its_base_is_the_target_plus_dependencies(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": ["WP01"]})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    dep, wp = repo.root / ".worktrees" / "dep", repo.root / ".worktrees" / "wp"
+    assert tool.prepare_worktree(dep, "dep", "main")
+    (dep / "dep.txt").write_text("dep\n")
+    assert tool.commit_all(dep, "dep work")
+    assert tool.prepare_worktree(wp, "wp", "main")
+    assert tool.merge(wp, "dep", "wp")
+    assert not tool.merge(wp, "no-such-branch", "wp")  # a dependency done before kittydoit has no branch
+    fresh_base = tool.rev("HEAD", cwd=wp)
+    (wp / "own.txt").write_text("own\n")
+    assert tool.commit_all(wp, "own work")
+    assert not tool.prepare_worktree(wp, "wp", "main")  # reused: its base must be computed, not read off HEAD
+    base = tool.base(wp, "main", ["dep"])
+    assert tool.same_tree(base, fresh_base, cwd=wp)
+    assert tool.diff(wp, base).stat.split()[0] == "own.txt"
