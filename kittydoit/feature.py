@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kittydoit.errors import FeatureError
-from kittydoit.wpfile import WPDocument
+from kittydoit.wpfile import WPDocument, read_raw
 
 LANES = ("planned", "doing", "for_review", "done")
 SPECS_DIR = "kitty-specs"
@@ -285,15 +285,12 @@ def _load_wp(
     """
     if cache is None:
         return _wp_from_doc(path, folder_lane, WPDocument.read(path))
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise FeatureError(path, f"cannot be read ({error.strerror})") from None
+    raw = read_raw(path)
     key = _cache_key(path, folder_lane, raw)
     cached = _cache_lookup(cache, path, key)
     if cached is not None:
         return cached
-    wp = _wp_from_doc(path, folder_lane, WPDocument.read(path))
+    wp = _wp_from_doc(path, folder_lane, WPDocument.decode(path, raw))
     parsed.append((path, key, wp))
     return wp
 

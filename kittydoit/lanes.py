@@ -24,7 +24,7 @@ from pathlib import Path
 from kittydoit.errors import FeatureError
 from kittydoit.feature import LANES, Feature
 from kittydoit.git import Git
-from kittydoit.wpfile import WPDocument
+from kittydoit.wpfile import WPDocument, read_raw
 
 
 class LaneError(Exception):
@@ -41,6 +41,9 @@ class Lanes:
         self.clock = clock
         self.git = git
         self.commit = commit
+        # The WP files this object last read or wrote, with their bytes then: a file that still has those bytes
+        # is taken from here instead of being parsed again (parsing is most of a lane move's cost).
+        self._known: dict[Path, tuple[bytes, WPDocument]] = {}
 
     def path(self, wp_id: str) -> Path:
         """Return where the WP file is now (in the lane-folder layout it moves with its lane)."""
@@ -54,11 +57,21 @@ class Lanes:
         raise LaneError(f"{self.feature.relpath(self.feature.wps[wp_id].path)}: work package file disappeared")
 
     def read(self, wp_id: str) -> WPDocument:
-        """Return the WP file as it is now."""
+        """Return the WP file as it is now (read it before moving the WP: a move edits the document)."""
         try:
-            return WPDocument.read(self.path(wp_id))
-        except (FeatureError, OSError) as error:  # the file changed under the run
+            return self._load(self.path(wp_id))[1]
+        except FeatureError as error:  # the file changed under the run
             raise LaneError(str(error)) from None
+
+    def _load(self, path: Path, was: Path | None = None) -> tuple[bytes, WPDocument]:
+        """Return the bytes and document of *path* (known as *was* before a move), parsing only what changed."""
+        raw = read_raw(path)
+        known = self._known.get(was or path)
+        if known is not None and known[0] == raw:
+            known[1].path = path
+            return known
+        self._known[path] = (raw, WPDocument.decode(path, raw))
+        return self._known[path]
 
     def lane(self, wp_id: str) -> str:
         """Return the WP's current lane (its folder's, in the lane-folder layout)."""
@@ -111,8 +124,9 @@ class Lanes:
             path.parent.mkdir(exist_ok=True)
             os.replace(old, path)
         try:
-            doc = WPDocument.read(path)
-            before = doc.text().encode("utf-8")
+            before, doc = self._load(path, was=old)
+            self._known.pop(old, None)  # *doc* is edited now; it is known again once it is written
+            self._known.pop(path, None)
             doc.update(fields)
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
             if feedback is not None:
@@ -122,22 +136,23 @@ class Lanes:
                 )
             one_line = " ".join(note.split())
             doc.append_activity(f"{now} – {agent} – shell_pid={os.getpid()} – lane={lane} – {one_line}")
-            text = doc.text()
-            write_atomic(path, text)
-            self.feature.remember((old, before), (path, text.encode("utf-8")), lane)
+            after = doc.text().encode("utf-8")
+            write_atomic(path, after)
+            self._known[path] = (after, doc)
+            self.feature.remember((old, before), (path, after), lane)
         except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:
             self.git.commit_paths(sorted({old, path}), f"{wp_id}: lane {lane} ({note})")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace *path* with *text* through a temporary file in the same folder, keeping its mode."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Replace *path* with *text* (UTF-8 when str) through a temporary file in the same folder, keeping its mode."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

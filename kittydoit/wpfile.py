@@ -54,6 +54,14 @@ class Section:
     end: int
 
 
+def read_raw(path: Path) -> bytes:
+    """Return the bytes of *path*, reporting a file that cannot be read as a FeatureError."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise FeatureError(path, f"cannot be read ({error.strerror})") from None
+
+
 class WPDocument:
     """A work package file split into frontmatter lines, parsed frontmatter and body lines."""
 
@@ -86,16 +94,15 @@ class WPDocument:
     @classmethod
     def read(cls, path: Path) -> WPDocument:
         """Read and parse *path*, reporting unreadable or non-UTF-8 files as a FeatureError."""
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise FeatureError(path, f"cannot be read ({error.strerror})") from None
+        return cls.decode(path, read_raw(path))
+
+    @classmethod
+    def decode(cls, path: Path, raw: bytes) -> WPDocument:
+        """Parse *raw*, the bytes of *path*, reporting a file that is not UTF-8 as a FeatureError."""
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise FeatureError(
-                path, f"is not UTF-8 text (byte {error.start}); save it as UTF-8"
-            ) from None
+            raise FeatureError(path, f"is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
         return cls(path, text)
 
     # ---- reading ----------------------------------------------------------------------------------------

@@ -170,6 +170,24 @@ def test_lanes_move_in_lane_folder_layout(tmp_path: Path) -> None:
     assert "– critic – shell_pid=" in done and "lane=done – Fine" in done
 
 
+def test_lane_moves_keep_edits_made_by_hand_between_them(tmp_path: Path) -> None:
+    tasks = tmp_path / "kitty-specs" / "001-demo" / "tasks"
+    tasks.mkdir(parents=True)
+    path = tasks / "WP01-a.md"
+    path.write_text(wp_text("WP01"))
+    lanes = Lanes(load_feature(tmp_path, tasks.parent), clock=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    assert lanes.current("WP01")[1] == "planned"
+    lanes.move("WP01", "doing", agent="coder", note="Started")  # reuses the document just read
+    assert lanes.lane("WP01") == "doing"
+    path.write_text(path.read_text().replace("Do the work of WP01.", "Do the work of WP01, by hand."))
+    lanes.move("WP01", "for_review", agent="coder", note="Ready")  # the file changed: read afresh
+    text = path.read_text()
+    assert "Do the work of WP01, by hand." in text and 'lane: "for_review"' in text
+    assert text.count("lane=doing – Started") == 1 and text.rstrip().endswith("lane=for_review – Ready")
+    path.write_text(text.replace('lane: "for_review"', 'lane: "planned"'))  # moved back by hand
+    assert lanes.lane("WP01") == "planned"
+
+
 def test_request_changes_records_feedback_like_spec_kitty(tmp_path: Path) -> None:
     tasks = tmp_path / "kitty-specs" / "001-demo" / "tasks"
     tasks.mkdir(parents=True)
