@@ -129,6 +129,9 @@ def agents_yaml() -> str:
         f"  bench-coder:\n    command: {row('implement')}\n    roles: [implementation]\n"
         f"  bench-reviewer:\n    command: {row('review')}\n    roles: [review]\n"
         "defaults:\n  implementation: [bench-coder]\n  review: [bench-reviewer]\n"
+        # doit's -n is to be the only limit: global_concurrency (default 5) caps the agents running at once and
+        # is each agent's limit too, which would hold -n 8 to 5.
+        "global_concurrency: 64\n"
     )
 
 

@@ -30,7 +30,7 @@ from kittydoit import detect
 from kittydoit.config import AgentSettings, Config
 from kittydoit.outputs import AgentOutput
 from kittydoit.process import ProcessResult
-from kittydoit.slots import Slots
+from kittydoit.slots import GLOBAL, Slots
 from kittydoit.state import AgentHealth, WPRecord
 
 _BACKOFF_CAP = 300.0
@@ -158,6 +158,7 @@ class PhaseRun:
     phase: str  # implement | review
     log_path: str
     slots: Slots | None = None
+    global_slots: Slots | None = None  # global_concurrency: every running agent holds one of these too
     sleep: Callable[[float], None] = time.sleep
     tried: list[Attempt] = field(default_factory=list)
 
@@ -190,9 +191,13 @@ class PhaseRun:
                     self.record.count("retries")
                     slot = self._after_wait(agent, retry)
                 tries += 1
-                self.record.update(agent=agent.id, attempt=tries, waiting=None)
                 try:
-                    result = attempt(agent)
+                    overall = self._global_slot(agent)
+                    self.record.update(agent=agent.id, attempt=tries, waiting=None)
+                    try:
+                        result = attempt(agent)
+                    finally:
+                        overall.release()
                 finally:
                     slot.release()
                 self._note(result, retry=retry)
@@ -246,6 +251,22 @@ class PhaseRun:
             self.record.update(agent=agent.id, waiting=f"a free slot of {agent.id}")
             slot = self.slots.acquire(agent.id, self.config.limit_for(agent))
         return slot if slot is not None else _NoSlot()
+
+    def _global_slot(self, agent: AgentSettings) -> Any:
+        """Take one of the ``global_concurrency`` slots, waiting when that many agents run already.
+
+        Taken after the agent's own slot: whoever holds a global slot holds all it needs, so waiting cannot
+        deadlock.
+        """
+        if self.global_slots is None:
+            return _NoSlot()
+        limit = self.config.global_concurrency
+        slot = self.global_slots.try_acquire(GLOBAL, limit)
+        if slot is None:
+            waiting = f"one of the {limit} agents allowed at once to finish (global_concurrency)"
+            self.record.update(agent=agent.id, waiting=waiting)
+            slot = self.global_slots.acquire(GLOBAL, limit)
+        return slot
 
     def _try_slot(self, agent: AgentSettings) -> Any:
         if self.slots is None:

@@ -137,7 +137,7 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str
         f"  enabled: {'true' if single else 'false'}",
         f"  agent: {single or 'null'}",
         "  review_delay_seconds: 60        # pause between its implementation and its review",
-        "global_concurrency: 5",
+        "global_concurrency: 5             # agents running at once, all together (doit -n above it waits)",
         "global_timeout: 3600              # seconds an agent may run; timeout_seconds per agent overrides it",
         "review_cycles: 3                  # reviews per WP and run before asking for a human",
         "commit_lane_changes: false",

@@ -1,4 +1,4 @@
-"""Per-agent concurrency slots that hold across every process of every run in a repository.
+"""Concurrency slots that hold across every process of every run in a repository: per agent, and overall.
 
 An agent with ``max_concurrent: N`` has N slot files under ``.kittify/kittydoit/slots/<agent>/``; running it
 means holding an exclusive ``flock`` on one of them. The kernel drops a lock when its holder exits, even by
@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import IO
 
 SLOTS_DIR = Path(".kittify") / "kittydoit" / "slots"
+# ``global_concurrency`` caps the agents running at once, whichever they are: every running agent also holds one
+# of these slots. They live beside the agents' folders, so no agent id can clash with them.
+GLOBAL_SLOTS_DIR = Path(".kittify") / "kittydoit" / "slots-global"
+GLOBAL = "all"
 
 
 class Slot:
@@ -48,6 +52,11 @@ class Slots:
     @classmethod
     def for_repo(cls, root: Path) -> Slots:
         return cls(root / SLOTS_DIR)
+
+    @classmethod
+    def global_for_repo(cls, root: Path) -> Slots:
+        """The slots of ``global_concurrency`` (one pool, :data:`GLOBAL`)."""
+        return cls(root / GLOBAL_SLOTS_DIR)
 
     def try_acquire(self, agent_id: str, limit: int) -> Slot | None:
         """Take a free slot of *agent_id* (one of *limit*) without waiting; None when all are taken."""

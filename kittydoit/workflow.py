@@ -88,8 +88,11 @@ class _Phase:
         return self.ctx.paths.log(self.wp.id, phase)
 
     def agents(self, phase: str, log_name: str) -> PhaseRun:
-        slots = Slots.for_repo(self.ctx.paths.root)
-        return PhaseRun(self.ctx.config, self.health, self.record, phase, self.ctx.paths.rel(self.log(log_name)), slots)
+        root = self.ctx.paths.root
+        log = self.ctx.paths.rel(self.log(log_name))
+        return PhaseRun(
+            self.ctx.config, self.health, self.record, phase, log, Slots.for_repo(root), Slots.global_for_repo(root)
+        )
 
 
 def _boundary(

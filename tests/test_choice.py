@@ -126,6 +126,28 @@ def test_max_concurrent_holds_across_worker_processes(tmp_path, second_coder: bo
     assert agents == ({"coder-a", "coder-b"} if second_coder else {"coder-a"})
 
 
+def test_global_concurrency_caps_the_agents_running_at_once_whichever_they_are(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": [], "WP03": []})
+    repo.plan({wp: {"implement": [{"sleep": 0.5}], "review": [{"sleep": 0.5}]} for wp in ("WP01", "WP02", "WP03")})
+    configure(
+        repo,
+        (
+            "agents:\n"
+            f"  coder-a: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
+            f"  coder-b: {{command: {command(repo, 'implement')}, roles: [implementation]}}\n"
+            f"  fake-reviewer: {{command: {command(repo, 'review')}, roles: [review]}}\n"
+            "defaults: {implementation: [coder-a, coder-b], review: [fake-reviewer]}\n"
+            "global_concurrency: 2\n"
+        ),
+    )
+    result = repo.kittydoit("-n", "3", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    spans = intervals(repo, "implement") + intervals(repo, "review")
+    assert len(spans) == 6
+    most = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert most == 2  # three workers, three agents able to run, but two at once
+
+
 def test_an_agent_in_cursors_format_that_hangs_after_its_result_is_stopped_and_its_result_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
     repo = make_repo(tmp_path / "repo", {"WP01": []})
     result_line = json.dumps({"type": "result", "subtype": "success", "is_error": False, "session_id": "c1",
