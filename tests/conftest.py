@@ -94,7 +94,8 @@ class Repo:
             check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"kittydoit {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            command = " ".join(args)
+            raise AssertionError(f"kittydoit {command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result
 
     def popen(self, *args: str, **kwargs: object) -> subprocess.Popen[str]:

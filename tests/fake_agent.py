@@ -60,12 +60,12 @@ def main() -> int:
     step = steps[min(count - 1, len(steps) - 1)]
     entry = {"wp": wp, "role": args.role, "agent": args.name, "call": count, "pid": os.getpid()}
     _record(args.state, {**entry, "start": time.time()})
-    code = _act(args.role, wp, count, step, args.state, prompt)
+    code = _act(args.role, wp, count, step, args.state, prompt=prompt)
     _record(args.state, {**entry, "end": time.time()})
     return code
 
 
-def _act(role: str, wp: str, count: int, step: dict, state: Path, prompt: str) -> int:
+def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str) -> int:
     if "child" in step:
         child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(step['child'])})"])
         with (state / "children.txt").open("a") as handle:

@@ -11,7 +11,8 @@ It answers the four wire formats the CLIs speak, streamed or not:
 
 The script is the same for every format. A request whose conversation already holds a tool result gets the final
 answer. Otherwise, when the prompt says ``Work only inside DIR:`` (kittydoit's implement prompt) and the CLI
-offers a tool that writes files, the answer is a call of that tool writing ``DIR/standin.txt`` (its text names the WP being implemented). A review prompt
+offers a tool that writes files, the answer is a call of that tool writing ``DIR/standin.txt`` (its text names
+the WP being implemented). A review prompt
 ("You are reviewing") is answered ``VERDICT: APPROVED`` (or the verdict in the server's ``verdict``). Mode
 ``429`` answers every request with HTTP 429, ``500`` with HTTP 500, which reproduces each CLI's failure handling.
 """
@@ -171,7 +172,8 @@ class _Turn:
 
     def decide(self, tool_names: list[str], has_tool_result: bool) -> tuple[str, dict[str, Any]] | str:
         if "You are reviewing" in self.text:
-            return f"I read the change; it does what the specification asks.\nVERDICT: {self.handler.server.verdict}\nNo further notes."
+            verdict = self.handler.server.verdict
+            return f"I read the change; it does what the specification asks.\nVERDICT: {verdict}\nNo further notes."
         workdir = _WORKDIR.search(self.text)
         writer = next((name for name in _WRITERS if name in tool_names), None)
         if has_tool_result or not workdir or not writer:

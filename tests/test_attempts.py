@@ -70,7 +70,8 @@ def make_run(tmp_path: Path, settings: dict[str, object], sleeps: list[float]) -
     clock = lambda: datetime.now(UTC)  # noqa: E731
     config = parse_config({"agents": {"a": {"command": ["true"]}}, "retry_backoff_seconds": 2, **settings})
     record = WPRecord(tmp_path / "wps" / "WP01.json", "WP01", "run-1", clock)
-    return PhaseRun(config, AgentHealth(tmp_path / "health.json", clock), record, "implement", "log", sleep=sleeps.append)
+    health = AgentHealth(tmp_path / "health.json", clock)
+    return PhaseRun(config, health, record, "implement", "log", sleep=sleeps.append)
 
 
 def scripted(outcomes: dict[str, list[Outcome]]):  # type: ignore[no-untyped-def]

@@ -119,7 +119,7 @@ def test_max_concurrent_holds_across_worker_processes(tmp_path, second_coder: bo
     )
     result = repo.kittydoit("-n", "2", "run")
     assert result.returncode == 0, result.stdout + result.stderr
-    (a_start, a_end), (b_start, b_end) = intervals(repo, "implement")
+    (_, a_end), (b_start, _) = intervals(repo, "implement")
     overlapped = b_start < a_end
     assert overlapped is second_coder  # one slot: the second WP waits; a second coder: it takes that one
     agents = {repo.wp_file(wp).read_text().split('agent: "')[1].split('"')[0] for wp in ("WP01", "WP02")}

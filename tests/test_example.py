@@ -35,8 +35,9 @@ def test_example_runs_to_done_with_every_worktree_holding_its_dependencies(tmp_p
     for name in ("slug.py", "count.py", "title.py", "__main__.py"):
         assert (wp04 / "textkit" / name).is_file(), name
     run = subprocess.run(
-        [sys.executable, "-m", "textkit", "Hello", "brave", "world"], cwd=wp04, capture_output=True, text=True, check=True
-    )
+        [sys.executable, "-m", "textkit", "Hello", "brave", "world"],
+        cwd=wp04, capture_output=True, text=True, check=True,
+    )  # fmt: skip
     assert run.stdout.splitlines() == ["hello-brave-world", "3", "Hello Brave World"]
     assert not (root / ".worktrees" / "001-textkit-WP02" / "textkit" / "title.py").exists()  # WP03's work stays out
 

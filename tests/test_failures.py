@@ -166,7 +166,7 @@ def test_abort_when_nothing_runs(diamond: Repo) -> None:
 def test_kill_9_with_tasks_in_the_main_process_leftovers_are_stopped_by_the_next_run(diamond: Repo) -> None:
     diamond.plan({"WP01": {"implement": [{"sleep": 60, "child": 60}, {}]}})
     run = diamond.popen("-n", "0", "run")
-    wait_for(lambda: (diamond.state / "children.txt").exists(), what="WP01's agent and its child")
+    wait_for((diamond.state / "children.txt").exists, what="WP01's agent and its child")
     run.kill()  # SIGKILL: with -n 0 nothing is left to stop the agent...
     run.communicate()
     pids = agent_pids(diamond)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from conftest import CORPUS, FEATURE, git, make_repo, wp_text
 
 from kittydoit.errors import FeatureError
 from kittydoit.feature import find_cycle, find_root, load_feature, select_feature
+from kittydoit.lanes import Lanes
 
 
 def write_feature(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -84,7 +86,10 @@ def test_spec_digest_ignores_bookkeeping_but_not_the_work(tmp_path: Path) -> Non
         ({"WP01-a.md": "no frontmatter\n"}, "WP01-a.md: has no YAML frontmatter"),
         ({"WP01-a.md": "---\ntitle: x\n"}, "WP01-a.md: frontmatter is not closed"),
         ({"WP01-a.md": "---\ntitle: [x\n---\n"}, "WP01-a.md: frontmatter is not valid YAML (line"),
-        ({"WP01-a.md": "---\n- a\n- b\n---\n"}, "WP01-a.md: frontmatter must be a mapping of keys to values, not a list"),
+        (
+            {"WP01-a.md": "---\n- a\n- b\n---\n"},
+            "WP01-a.md: frontmatter must be a mapping of keys to values, not a list",
+        ),
         ({"WPx-a.md": wp_text("WP01")}, "WPx-a.md: file name must start with a WP id"),
         ({"WP01-a.md": wp_text("WP01").replace('"WP01"', '"W1"', 1)}, "work_package_id 'W1' is not WP + digits"),
         ({"WP01-a.md": wp_text("WP02")}, "work_package_id 'WP02' differs from the file name's 'WP01'"),
@@ -110,7 +115,11 @@ def test_rejections_name_the_file_and_the_fix(tmp_path: Path, files: dict[str, s
 def test_cycle_is_printed(tmp_path: Path) -> None:
     message = rejection(
         tmp_path,
-        {"WP01-a.md": wp_text("WP01", ["WP03"]), "WP02-b.md": wp_text("WP02", ["WP01"]), "WP03-c.md": wp_text("WP03", ["WP02"])},
+        {
+            "WP01-a.md": wp_text("WP01", ["WP03"]),
+            "WP02-b.md": wp_text("WP02", ["WP01"]),
+            "WP03-c.md": wp_text("WP03", ["WP02"]),
+        },
     )
     assert "dependency cycle WP01 -> WP03 -> WP02 -> WP01" in message
 
@@ -128,7 +137,7 @@ def test_missing_kitty_specs(tmp_path: Path) -> None:
 def test_feature_selection(tmp_path: Path) -> None:
     for name in ("001-one", "002-two"):
         (tmp_path / "kitty-specs" / name / "tasks").mkdir(parents=True)
-    with pytest.raises(FeatureError, match="holds several features; choose one .*: 001-one, 002-two"):
+    with pytest.raises(FeatureError, match=r"holds several features; choose one .*: 001-one, 002-two"):
         select_feature(tmp_path, None)
     assert select_feature(tmp_path, "002-two").name == "002-two"
     assert select_feature(tmp_path, "002").name == "002-two"
@@ -212,10 +221,6 @@ def test_a_rejected_feature_leaves_no_cache(tmp_path: Path) -> None:
 
 
 def test_a_lane_move_refreshes_the_cache(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    from kittydoit.lanes import Lanes
-
     folder = write_feature(tmp_path, {"WP01-a.md": wp_text("WP01")})
     cache = tmp_path / "cache"
     feature = load_feature(tmp_path, folder, cache=cache)

@@ -157,7 +157,8 @@ def test_gemini_42_is_bad_input_not_a_rate_limit() -> None:
 
 
 def test_gemini_error_json_on_stderr_with_429() -> None:
-    stderr = 'Loaded cached credentials.\n{\n  "error": {"type": "Error", "message": "Quota exceeded", "code": 429}\n}\n'
+    error = '{"type": "Error", "message": "Quota exceeded", "code": 429}'
+    stderr = f'Loaded cached credentials.\n{{\n  "error": {error}\n}}\n'
     output = outputs.parse("gemini", "", stderr, returncode=1, signals=BUILTIN["gemini"].failures)
     assert output.rate_limited and output.error == "Quota exceeded"
 

@@ -65,7 +65,8 @@ def test_diamond_runs_in_parallel_and_ends_done_with_dependencies_merged(diamond
 
 def test_review_loop_rejects_once_then_approves(diamond: Repo) -> None:
     diamond.plan(
-        {"WP02": {"review": [{"verdict": "CHANGES_REQUESTED", "say": "Please add a docstring."}, {"verdict": "APPROVED"}]}}
+        {"WP02": {"review": [{"verdict": "CHANGES_REQUESTED", "say": "Please add a docstring."},
+                             {"verdict": "APPROVED"}]}}
     )
     result = diamond.kittydoit("-n", "2", "run")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,7 +196,10 @@ def test_lane_folder_layout_runs_and_moves_files(tmp_path: Path) -> None:
 
 
 def test_merge_conflict_between_dependencies_fails_with_the_branch_names(diamond: Repo) -> None:
-    diamond.plan({"WP02": {"implement": [{"write": {"shared.txt": "two\n"}}]}, "WP03": {"implement": [{"write": {"shared.txt": "three\n"}}]}})
+    diamond.plan({
+        "WP02": {"implement": [{"write": {"shared.txt": "two\n"}}]},
+        "WP03": {"implement": [{"write": {"shared.txt": "three\n"}}]},
+    })  # fmt: skip
     result = diamond.kittydoit("-n", "2", "run")
     assert result.returncode == 1
     assert f"merging branch {FEATURE}-WP03 into {FEATURE}-WP04 conflicts (shared.txt)" in result.stdout
@@ -255,7 +259,7 @@ def test_interrupt_mid_run_stops_every_agent_and_the_next_run_completes(diamond:
     diamond.plan({"WP01": {"implement": [{"sleep": 60, "child": 60}, {}]}})
     run = diamond.popen("-n", "2", "run", start_new_session=True)
     wait_for(lambda: diamond.started() == ["WP01"], what="WP01's agent")
-    wait_for(lambda: (diamond.state / "children.txt").exists(), what="the grandchild")
+    wait_for((diamond.state / "children.txt").exists, what="the grandchild")
     if sig == signal.SIGINT:
         os.killpg(run.pid, sig)  # Ctrl-C reaches the whole foreground process group
     else:
