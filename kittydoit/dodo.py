@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from doit import get_var
+from doit.cmd_base import DodoTaskLoader, DoitCmdBase
+from doit.cmd_run import Run
+from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 
 from kittydoit.context import Context, load_context
 from kittydoit.dispatch import use_definition_order
 from kittydoit.reporter import Reporter
 from kittydoit.tasks import task_dicts
 from kittydoit.workflow import check_templates
+
+DEFAULT_TASKS = ("implement", "review")
 
 
 def doit_namespace(
@@ -32,9 +38,13 @@ def doit_namespace(
     _pin_fork()
     use_definition_order()  # ready WPs start longest remaining chain first, not first come first served
 
+    after_run = options_then_run(sys.argv[1:]) if dodo_file is not None else None
+
     def task_kittydoit() -> Iterator[dict[str, Any]]:
         """Work packages of the feature."""
-        return task_dicts(ctx)
+        yield from task_dicts(ctx)
+        if after_run is not None:
+            yield run_as_task(after_run)
 
     return {"DOIT_CONFIG": doit_config(ctx), "task_kittydoit": task_kittydoit}
 
@@ -44,13 +54,52 @@ def doit_config(ctx: Context) -> dict[str, Any]:
     return {
         "backend": "kittydoit",
         "dep_file": ctx.paths.rel(ctx.paths.db),
-        "default_tasks": ["implement", "review"],
+        "default_tasks": list(DEFAULT_TASKS),
         "continue": True,  # independent WPs go on when one fails
         "reporter": Reporter(ctx),
         # Even one worker runs tasks in a child process: when the orchestrator is killed, that worker
         # stops its agent (see workflow._tie_to_orchestrator). `-n 0` runs tasks in the main process.
         "num_process": 1,
         "par_type": "process",
+    }
+
+
+def options_then_run(args: Sequence[str]) -> list[str] | None:
+    """Return the task names of ``doit [options] run [tasks]``; None for any other command line.
+
+    doit takes a command only as its first argument, so in ``doit -n 4 run implement review`` it reads ``run``
+    as the name of a task, and stops: there is none. This reads *args* with doit's own option parser, as doit
+    does, to find that case.
+    """
+    loader = CmdParse([CmdOption(opt) for opt in DodoTaskLoader.cmd_options])
+    try:
+        _, rest = loader.parse_only(list(args))
+    except CmdParseError:
+        rest = list(args)
+    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
+    if not rest or not rest[0].startswith("-"):
+        return None  # a command first (`doit run -n 4`), or a task: doit reads it right
+    options = (*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options)
+    try:
+        _, positional = CmdParse([CmdOption(opt) for opt in options]).parse(rest)
+    except CmdParseError:
+        return None  # doit reports it
+    if not positional or positional[0] != "run":
+        return None
+    return list(positional[1:])
+
+
+def run_as_task(tasks: Sequence[str]) -> dict[str, Any]:
+    """Return a task ``run`` that makes ``doit [options] run [tasks]`` do what ``doit run [options] [tasks]`` does.
+
+    Alone (``doit -n 4 run``) it stands for the default tasks; beside named tasks it does nothing, so only they
+    run. It is defined only for such a command line, so ``doit list`` never shows it.
+    """
+    return {
+        "basename": "run",
+        "doc": "`doit [options] run`: the command `run`, read by doit as a task name",
+        "actions": None,
+        "task_dep": [] if tasks else list(DEFAULT_TASKS),
     }
 
 

@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kittydoit.events import Event, clean
-from kittydoit.summary import BLOCKED, FAILED, INTERRUPTED, Summary, first_line
+from kittydoit.summary import BLOCKED, FAILED, IMPLEMENTED, INTERRUPTED, Summary, first_line
 
 _TAIL_BYTES = 4096  # enough for the last line of any sane log
 _PIPE_SIZE = 1 << 20  # room for what is written before the view starts reading
@@ -141,6 +141,8 @@ def render_summary(summary: Summary, report_path: str | None) -> RenderableType:
                 grid.add_row("", Text(f"log: {wp.log}", "dim"))
         elif wp.status == BLOCKED:
             grid.add_row(Text(f"blocked {wp.id}", "yellow"), f"waits for {wp.reason}")
+        elif wp.status == IMPLEMENTED:
+            grid.add_row(Text(f"implemented {wp.id}", "yellow"), f"not reviewed; `doit run {wp.id}` reviews it")
         elif wp.status == INTERRUPTED:
             grid.add_row(Text(f"interrupted {wp.id}", "yellow"), wp.title)
     if report_path:

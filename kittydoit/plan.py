@@ -108,6 +108,7 @@ class Plan:
     task_order: tuple[str, ...]  # the tasks that would run, WP by WP in order
     agents: tuple[AgentChoice, ...]
     warnings: tuple[str, ...] = field(default=())
+    at_once: int = 1  # agents that can run at once: -n, capped by global_concurrency
 
     @property
     def to_run(self) -> list[WPPlan]:
@@ -121,6 +122,7 @@ class Plan:
         return {
             "feature": self.feature,
             "num_process": self.num_process,
+            "agents_at_once": self.at_once,
             "order": [wp.id for wp in self.to_run],
             "starts_first": list(self.first),
             "tasks": list(self.task_order),
@@ -159,7 +161,8 @@ def make_plan(
     control = TaskControl(list(tasks))
     control.process(list(selected))
     check = _Check(dep_manager, control.tasks)
-    started, first = _dispatch(control, check.decide, max(1, num_process))
+    at_once = max(1, min(num_process, ctx.config.global_concurrency))  # -n 0 runs tasks one by one too
+    started, first = _dispatch(control, check.decide, at_once)
     by_wp: dict[str, list[str]] = {}
     for name in started:
         wp_name, phase = name.split(":", 1)
@@ -186,6 +189,7 @@ def make_plan(
         task_order=tuple(f"{wp}:{phase}" for wp in order for phase in by_wp[wp]),
         agents=choose_agents(ctx.config, _cooling(ctx.paths.health, ctx.clock().timestamp()), installed),
         warnings=tuple(check.warnings),
+        at_once=at_once,
     )
 
 
@@ -337,7 +341,10 @@ def render(plan: Plan, feature: Feature) -> str:
     lines.append("")
     if run:
         first = ", ".join(plan.first) + (" starts" if len(plan.first) == 1 else " start")
-        lines.append(f"Order (longest remaining chain first; with -n {plan.num_process}, {first} at once)")
+        workers = f"-n {plan.num_process}"
+        if plan.at_once < plan.num_process:
+            workers += f" and global_concurrency {plan.at_once}"
+        lines.append(f"Order (longest remaining chain first; with {workers}, {first} at once)")
         width = max(len(", ".join(wp.tasks)) for wp in run)
         for number, wp in enumerate(run, 1):
             after = ", ".join(wp.dependencies) or "-"

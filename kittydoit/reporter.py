@@ -174,6 +174,7 @@ class Reporter:
         with self._lock:
             self._start_ticker()
             self.outcomes.started.add(wp)
+            self.outcomes.implemented.discard(wp)
             self._active[wp] = (phase, time.monotonic())
             self._observe(wp)
             self._event(wp, "started", f"{wp} {phase} started")
@@ -189,6 +190,8 @@ class Reporter:
             self._active.pop(wp, None)
             agent = record.get("reviewer" if phase == "review" else "implementer")
             self._event(wp, "done", f"{wp} {phase} done" + (f" ({agent})" if agent else ""))
+            if phase == "implement":
+                self.outcomes.implemented.add(wp)
             if phase == "review":
                 self.outcomes.done.append(wp)
                 values = getattr(task, "values", None) or {}

@@ -27,6 +27,7 @@ REPORTS_DIR = Path(".kittify") / "reports"
 
 # WP statuses in the summary
 DONE, SKIPPED, FAILED, BLOCKED, INTERRUPTED, NOT_RUN = "done", "skipped", "failed", "blocked", "interrupted", "not_run"
+IMPLEMENTED = "implemented"  # implemented, and its review not started in this run (`doit run WPxx:implement`)
 _SUCCESS = frozenset({"success", "hung_after_finish"})
 _NOT_RUN_CLASS = "not_installed"
 
@@ -41,6 +42,7 @@ class Outcomes:
     failed_phase: dict[str, str] = field(default_factory=dict)  # WP -> implement | review
     blocked: dict[str, str] = field(default_factory=dict)  # WP -> the WPs it waits for
     started: set[str] = field(default_factory=set)  # WPs a task of which started
+    implemented: set[str] = field(default_factory=set)  # implemented, and no review started since
 
     def status(self, wp_id: str) -> str:
         if wp_id in self.failed:
@@ -51,6 +53,8 @@ class Outcomes:
             return DONE
         if wp_id in self.skipped:
             return SKIPPED
+        if wp_id in self.implemented:
+            return IMPLEMENTED
         return INTERRUPTED if wp_id in self.started else NOT_RUN
 
 
@@ -148,6 +152,7 @@ class Summary:
             (skipped, "already done"),
             (len(self.ids(FAILED)), "failed"),
             (len(self.ids(BLOCKED)), "blocked"),
+            (len(self.ids(IMPLEMENTED)), "implemented, not reviewed"),
             (len(self.ids(INTERRUPTED)), "interrupted"),
             (len(self.ids(NOT_RUN)), "not run"),
         ):
@@ -185,6 +190,8 @@ class Summary:
                 if wp.log:
                     out.append(f"          log: {wp.log}")
         out += [f"  blocked {wp.id}: waits for {wp.reason}" for wp in self.wps if wp.status == BLOCKED]
+        out += [f"  implemented {wp.id}: not reviewed; `doit run {wp.id}` reviews it"
+                for wp in self.wps if wp.status == IMPLEMENTED]  # fmt: skip
         out += [f"  interrupted {wp.id}" for wp in self.wps if wp.status == INTERRUPTED]
         if report_path:
             out.append(f"  report: {report_path}")
@@ -192,7 +199,7 @@ class Summary:
 
     def report(self) -> dict[str, Any]:
         """Return the JSON report (schema ``kittydoit.report/1``)."""
-        statuses = (DONE, SKIPPED, FAILED, BLOCKED, INTERRUPTED, NOT_RUN)
+        statuses = (DONE, SKIPPED, FAILED, BLOCKED, IMPLEMENTED, INTERRUPTED, NOT_RUN)
         counts = {"total": len(self.wps)} | {status: len(self.ids(status)) for status in statuses}
         not_installed = sum(a.outcomes.get(_NOT_RUN_CLASS, 0) for a in self.agents)
         return {

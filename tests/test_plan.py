@@ -54,6 +54,18 @@ def test_plan_starts_nothing_and_changes_no_file(diamond: Repo) -> None:
     ]) in out  # fmt: skip
 
 
+def test_plan_counts_global_concurrency_as_a_cap_on_workers(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": [], "WP03": []})
+    config = repo.root / ".kittify" / "agents.yaml"
+    config.write_text(config.read_text() + "global_concurrency: 2\n")
+    planned = plan(repo, "-n", "3")
+    assert planned["num_process"] == 3 and planned["agents_at_once"] == 2
+    assert planned["starts_first"] == ["WP01", "WP02"]
+    shown = repo.kittydoit("plan", "-n", "3", check=True).stdout
+    order = "Order (longest remaining chain first; with -n 3 and global_concurrency 2, WP01, WP02 start at once)"
+    assert order in shown
+
+
 @pytest.mark.slow
 def test_plan_matches_what_a_run_then_does(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": [], "WP03": ["WP01"], "WP04": ["WP02", "WP03"]})

@@ -288,7 +288,7 @@ def test_ctrl_c_during_the_live_view_restores_the_terminal_and_reports_the_inter
     data = report(diamond)
     assert data["run"]["status"] == "aborted" and data["run"]["exit_code"] == 130
     assert data["run"]["reason"] == "interrupted (Ctrl-C)"
-    counts = {"total": 4, "done": 0, "skipped": 0, "failed": 0, "blocked": 0, "interrupted": 1, "not_run": 3}
+    counts = {"total": 4, "done": 0, "skipped": 0, "failed": 0, "blocked": 0, "implemented": 0, "interrupted": 1, "not_run": 3}
     assert data["counts"] == counts
 
 

@@ -301,3 +301,24 @@ def test_plain_doit_with_the_dodo_file_runs_the_feature(diamond: Repo) -> None:
     state = json.loads((diamond.root / ".kittify/kittydoit" / FEATURE / "markers" / "WP04-review.json").read_text())
     assert state["agent"] == "fake-reviewer" and state["implementer"] == "fake-coder"
     assert not [p for p in agent_pids(diamond) if alive(p)]
+
+
+def test_plain_doit_takes_options_before_run_as_the_issue_writes_it(diamond: Repo) -> None:
+    dodo = Path(__file__).resolve().parents[1] / "dodo.py"
+    (diamond.root / "dodo.py").write_text(dodo.read_text())
+
+    def doit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["doit", *args], cwd=diamond.root, capture_output=True, text=True, check=False)
+
+    first = doit("-n", "2", "run", "WP01:implement")  # doit reads `run` here as a task name
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert diamond.started() == ["WP01"] and diamond.lane("WP01") == "for_review"
+    assert "summary: 0/4 done, 1 implemented, not reviewed, 3 not run in " in first.stdout
+    assert "  implemented WP01: not reviewed; `doit run WP01` reviews it" in first.stdout
+    rest = doit("-n", "2", "run", "implement", "review")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert [diamond.lane(wp) for wp in ("WP01", "WP02", "WP03", "WP04")] == ["done"] * 4
+    assert diamond.started("implement").count("WP01") == 1  # implemented once, then reviewed
+    assert "run " not in doit("list").stdout  # the stand-in task exists only for such a command line
+    again = doit("-n", "2", "run")
+    assert again.returncode == 0 and "4/4 done, 4 already done" in again.stdout
