@@ -13,11 +13,15 @@ the worker rewrites at each step:
 values. Each event is returned exactly once, whether records are looked at every second or only when the task
 ends: a retry seen while it runs is reported then, one that came and went between two looks is reported from
 its entry in ``attempts``.
+
+What the views show at one moment (:class:`Snapshot`, :class:`Row`) is here too, without rich, so that plain
+output never loads it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,3 +176,58 @@ def _try_event(wp_id: str, phase: str, agent: str, before: Mapping[str, Any], re
     return Event(
         wp_id, "fell_back", f"{wp_id} {phase} fell back to {agent} (after {before.get('agent')}: {before.get('class')})"
     )
+
+
+# ---- what the views show --------------------------------------------------------------------------------
+
+_TAIL_BYTES = 4096  # enough for the last line of any sane log
+
+
+@dataclass(frozen=True)
+class Row:
+    """One active WP in the live view."""
+
+    wp: str
+    title: str
+    phase: str
+    agent: str
+    attempt: int
+    seconds: float
+    last_line: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the live view shows at one moment."""
+
+    feature: str
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    blocked: int
+    waiting: int
+    seconds: float
+    rows: tuple[Row, ...]
+
+
+def last_line(path: Path) -> str:
+    """Return the last non-empty line of the log at *path*, without control characters ('' when none).
+
+    Reads only the end of the file. A kittydoit note (``[kittydoit <time>] ...``) is shown without its prefix.
+    """
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - _TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return ""
+    for raw in reversed(data.decode("utf-8", errors="replace").split("\n")):
+        line = clean(raw.rstrip("\r").rsplit("\r", 1)[-1])  # what a terminal would show after carriage returns
+        if line.strip():
+            if line.startswith("[kittydoit ") and "] " in line:
+                line = line.split("] ", 1)[1]
+            return line.strip()
+    return ""

@@ -19,8 +19,6 @@ import fcntl
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from rich.console import Console, Group, RenderableType
@@ -29,10 +27,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from kittydoit.events import Event, clean
+from kittydoit.events import Event, Snapshot, clean
 from kittydoit.summary import BLOCKED, FAILED, IMPLEMENTED, INTERRUPTED, Summary, first_line
 
-_TAIL_BYTES = 4096  # enough for the last line of any sane log
 _PIPE_SIZE = 1 << 20  # room for what is written before the view starts reading
 _F_SETPIPE_SZ = 1031  # Linux fcntl; elsewhere the default pipe size is used
 _KIND_STYLE = {
@@ -47,34 +44,6 @@ _KIND_STYLE = {
     "verdict": "magenta",
     "single_agent": "yellow",
 }
-
-
-@dataclass(frozen=True)
-class Row:
-    """One active WP in the live view."""
-
-    wp: str
-    title: str
-    phase: str
-    agent: str
-    attempt: int
-    seconds: float
-    last_line: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the live view shows at one moment."""
-
-    feature: str
-    total: int
-    done: int
-    skipped: int
-    failed: int
-    blocked: int
-    waiting: int
-    seconds: float
-    rows: tuple[Row, ...]
 
 
 def render(snapshot: Snapshot) -> RenderableType:
@@ -159,28 +128,6 @@ def clock_time(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def last_line(path: Path) -> str:
-    """Return the last non-empty line of the log at *path*, without control characters ('' when none).
-
-    Reads only the end of the file. A kittydoit note (``[kittydoit <time>] ...``) is shown without its prefix.
-    """
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - _TAIL_BYTES))
-            data = handle.read()
-    except OSError:
-        return ""
-    for raw in reversed(data.decode("utf-8", errors="replace").split("\n")):
-        line = clean(raw.rstrip("\r").rsplit("\r", 1)[-1])  # what a terminal would show after carriage returns
-        if line.strip():
-            if line.startswith("[kittydoit ") and "] " in line:
-                line = line.split("] ", 1)[1]
-            return line.strip()
-    return ""
 
 
 class TerminalCapture:

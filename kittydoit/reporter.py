@@ -43,8 +43,7 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 from kittydoit import summary as summaries
 from kittydoit.context import Context
 from kittydoit.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED
-from kittydoit.events import TASK_OF_PHASE, Event, Watch, clean, read_record
-from kittydoit.live import LiveView, Row, Snapshot, last_line
+from kittydoit.events import TASK_OF_PHASE, Event, Row, Snapshot, Watch, clean, last_line, read_record
 from kittydoit.session import Session
 from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED, iso, read_json
 from kittydoit.summary import Outcomes, Summary
@@ -160,6 +159,8 @@ class Reporter:
         self._run_id = self.session.run_id
         self.started = time.monotonic()
         if choose_view(self.out, self.environ) == "live":
+            from kittydoit.live import LiveView  # rich is loaded only for a terminal  # noqa: PLC0415
+
             forced = self.environ.get(PROGRESS_ENV, "").strip().lower() == "live"
             self._view = LiveView(self.out, force_terminal=forced)
         self._view.start(self._snapshot())
@@ -359,8 +360,15 @@ class Reporter:
         if interrupted:
             run["reason"] = self.session.stop_reason or "interrupted"
         paths = self.ctx.paths
+        try:  # one listing rather than two path checks per WP (a rerun of 500 WPs that are all done)
+            present = set(os.listdir(paths.logs))
+        except OSError:
+            present = set()
+        folder = paths.rel(paths.logs)
         phases = ("implement", "review")
-        logs = {wp: {p: paths.rel(paths.log(wp, p)) for p in phases if paths.log(wp, p).exists()} for wp in self.titles}
+        logs = {
+            wp: {p: f"{folder}/{wp}-{p}.log" for p in phases if f"{wp}-{p}.log" in present} for wp in self.titles
+        }
         return summaries.build(
             feature=self.ctx.feature.slug,
             titles=self.titles,

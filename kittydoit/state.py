@@ -223,16 +223,22 @@ class RunState:
     def wp_file(self, wp_id: str) -> Path:
         return self.wp_dir / f"{wp_id}.json"
 
-    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
-        """Merge WP *wp_id*'s live record (and the status doit reported) into the state file."""
-        record = read_json(self.wp_file(wp_id)) or {}
-        if status:
-            record["status"] = status
-        if reason:
-            record["reason"] = reason
+    def wps(self, news: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """Merge the live records of the WPs in *news* (each with the status and reason doit reported, if any)
+        into the state file, in one write however many there are."""
+        records = {}
+        for wp_id, (status, reason) in news.items():
+            record = read_json(self.wp_file(wp_id)) or {}
+            if status:
+                record["status"] = status
+            if reason:
+                record["reason"] = reason
+            records[wp_id] = record
 
         def apply(entry: dict[str, Any]) -> None:
-            entry.setdefault("wps", {})[wp_id] = {**entry.get("wps", {}).get(wp_id, {}), **record}
+            wps = entry.setdefault("wps", {})
+            for wp_id, record in records.items():
+                wps[wp_id] = {**wps.get(wp_id, {}), **record}
 
         self._merge(apply)
 
