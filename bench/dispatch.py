@@ -33,6 +33,7 @@ from doit.loader import generate_tasks
 
 from bench import schedule
 from bench.dags import Dag
+from kittydoit.dispatch import DefinitionOrderQueue
 from kittydoit.tasks import task_order
 
 VARIANTS = ("doit", "ordered", "priority", "defined")
@@ -158,28 +159,6 @@ class _OrderedExecNode(ExecNode):  # type: ignore[misc]
         self.waiting_me = _OrderedSet()
 
 
-class _PriorityReady:
-    """A stand-in for the dispatcher's ready deque that hands out the task earliest in kittydoit's order."""
-
-    def __init__(self, rank: dict[str, int]) -> None:
-        self._rank = rank
-        self._heap: list[tuple[int, int, Any]] = []
-        self._count = 0
-
-    def append(self, node: Any) -> None:
-        self._count += 1
-        heapq.heappush(self._heap, (self._rank.get(node.task.name, -1), self._count, node))
-
-    def popleft(self) -> Any:
-        return heapq.heappop(self._heap)[2]
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-
 @contextlib.contextmanager
 def _variant(waiting: str, dag: Dag) -> Iterator[None]:
     """Patch doit's dispatcher for one simulation, the way the variant says."""
@@ -195,8 +174,11 @@ def _variant(waiting: str, dag: Dag) -> Iterator[None]:
 
         def init(self: TaskDispatcher, *args: Any) -> None:
             original_init(self, *args)
-            order = rank if waiting == "priority" else {name: i for i, name in enumerate(self.tasks)}
-            self.ready = _PriorityReady(order)
+            if waiting == "priority":  # tasks without a rank (the groups) go first
+                order = {name: rank.get(name, -1) for name in self.tasks}
+            else:
+                order = {name: i for i, name in enumerate(self.tasks)}
+            self.ready = DefinitionOrderQueue(order)
 
         TaskDispatcher.__init__ = init
     try:

@@ -246,11 +246,9 @@ class PhaseRun:
             until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + wait))
             self.record.update(agent=agent.id, waiting=f"{reason} of {agent.id} until {until}")
             self.sleep(wait)
-        slot = self._try_slot(agent)
-        if slot is None and self.slots is not None:
-            self.record.update(agent=agent.id, waiting=f"a free slot of {agent.id}")
-            slot = self.slots.acquire(agent.id, self.config.limit_for(agent))
-        return slot if slot is not None else _NoSlot()
+        if self.slots is None:
+            return _NoSlot()
+        return self._take(agent, self.slots, agent.id, self.config.limit_for(agent), f"a free slot of {agent.id}")
 
     def _global_slot(self, agent: AgentSettings) -> Any:
         """Take one of the ``global_concurrency`` slots, waiting when that many agents run already.
@@ -261,11 +259,15 @@ class PhaseRun:
         if self.global_slots is None:
             return _NoSlot()
         limit = self.config.global_concurrency
-        slot = self.global_slots.try_acquire(GLOBAL, limit)
+        waiting = f"one of the {limit} agents allowed at once to finish (global_concurrency)"
+        return self._take(agent, self.global_slots, GLOBAL, limit, waiting)
+
+    def _take(self, agent: AgentSettings, slots: Slots, pool: str, limit: int, waiting: str) -> Any:
+        """Take a slot of *pool* at once if one is free, else say what the WP is *waiting* for and wait."""
+        slot = slots.try_acquire(pool, limit)
         if slot is None:
-            waiting = f"one of the {limit} agents allowed at once to finish (global_concurrency)"
             self.record.update(agent=agent.id, waiting=waiting)
-            slot = self.global_slots.acquire(GLOBAL, limit)
+            slot = slots.acquire(pool, limit)
         return slot
 
     def _try_slot(self, agent: AgentSettings) -> Any:

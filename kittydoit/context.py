@@ -75,8 +75,12 @@ class Paths:
     def feedback(self, wp_id: str) -> Path:
         return self.logs / f"{wp_id}-feedback.md"
 
+    @property
+    def markers(self) -> Path:
+        return self.state / "markers"
+
     def marker(self, wp_id: str, phase: str) -> Path:
-        return self.state / "markers" / f"{wp_id}-{phase}.json"
+        return self.markers / f"{wp_id}-{phase}.json"
 
     def pid_file(self, wp_id: str) -> Path:
         return self.pids / f"{wp_id}.pid"

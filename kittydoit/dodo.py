@@ -17,10 +17,8 @@ from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from kittydoit.context import Context, load_context
 from kittydoit.dispatch import use_definition_order
 from kittydoit.reporter import Reporter
-from kittydoit.tasks import task_dicts
+from kittydoit.tasks import PHASES, task_dicts
 from kittydoit.workflow import check_templates
-
-DEFAULT_TASKS = ("implement", "review")
 
 
 def doit_namespace(
@@ -54,7 +52,7 @@ def doit_config(ctx: Context) -> dict[str, Any]:
     return {
         "backend": "kittydoit",
         "dep_file": ctx.paths.rel(ctx.paths.db),
-        "default_tasks": list(DEFAULT_TASKS),
+        "default_tasks": list(PHASES),  # the groups standing for every WP's phase
         "continue": True,  # independent WPs go on when one fails
         "reporter": Reporter(ctx),
         # Even one worker runs tasks in a child process: when the orchestrator is killed, that worker
@@ -99,7 +97,7 @@ def run_as_task(tasks: Sequence[str]) -> dict[str, Any]:
         "basename": "run",
         "doc": "`doit [options] run`: the command `run`, read by doit as a task name",
         "actions": None,
-        "task_dep": [] if tasks else list(DEFAULT_TASKS),
+        "task_dep": [] if tasks else list(PHASES),
     }
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kittydoit.errors import FeatureError
+from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
 LANES = ("planned", "doing", "for_review", "done")
@@ -372,10 +371,7 @@ def _cache_store(cache: Path, path: Path, key: str, wp: WorkPackage) -> None:
     }
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, default=str)
-        os.replace(tmp, cache / f"{path.name}.json")
+        write_atomic(cache / f"{path.name}.json", json.dumps(data, default=str))
     except OSError:
         return  # the cache only saves time; a run goes on without it
 

@@ -143,8 +143,9 @@ class Git:
             add = ["worktree", "add", "-b", branch, str(path), start] if new else ["worktree", "add", str(path), branch]
             # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
             # Pruning reads every worktree of the repository, so it is done only when `add` fails.
-            self.run("worktree", "prune")
-            self.run(*add)
+            if new or self.run(*add, check=False).returncode != 0:
+                self.run("worktree", "prune")
+                self.run(*add)
             return new
 
     def merge(self, worktree: Path, branch: str, into: str) -> bool:

@@ -16,7 +16,6 @@ runs unattended and must not create commits in the checkout people work in.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from kittydoit.errors import FeatureError
 from kittydoit.feature import LANES, Feature
 from kittydoit.git import Git
+from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
 
@@ -144,17 +144,3 @@ class Lanes:
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:
             self.git.commit_paths(sorted({old, path}), f"{wp_id}: lane {lane} ({note})")
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Replace *path* with *text* (UTF-8 when str) through a temporary file in the same folder, keeping its mode."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

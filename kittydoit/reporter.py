@@ -232,7 +232,7 @@ class Reporter:
             with self._lock:
                 self.outcomes.skipped.append(wp)
                 self._event(wp, "skipped", f"{wp} up to date (already done)")
-                self.session.wp(wp, SKIPPED, now=False)
+                self.session.wp(wp, SKIPPED)
 
     def skip_ignore(self, task: Any) -> None:
         wp, phase = _split(task.name)

@@ -18,8 +18,8 @@ from kittydoit.agents import BUILTIN
 from kittydoit.config import CONFIG_PATH, canonical_id
 from kittydoit.errors import ConfigError, UserError
 from kittydoit.feature import SPECS_DIR
-from kittydoit.lanes import write_atomic
 from kittydoit.resources import shipped
+from kittydoit.state import write_atomic
 
 EXAMPLE_AGENTS = """\
 # Agents of the kittydoit example: a small local program (kittydoit.example_agent) in two roles, so the example

@@ -67,11 +67,11 @@ class Session:
             self._previous[sig] = signal.signal(sig, self._on_signal)
         _exclude_runtime_files(self.ctx)
 
-    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None, *, now: bool = False) -> None:
-        """Record WP news in the state file: at most every half second (the last news at the end of the run),
-        or at once when *now*. The per-WP records that ``kittydoit status`` also reads are always current."""
+    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
+        """Record WP news in the state file: at most every half second (the last news at the end of the run).
+        The per-WP records that ``kittydoit status`` also reads are always current."""
         self._pending[wp_id] = (status, reason)
-        if now or time.monotonic() - self._flushed >= _FLUSH_EVERY:
+        if time.monotonic() - self._flushed >= _FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:

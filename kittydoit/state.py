@@ -98,6 +98,20 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Replace *path* with *text* (UTF-8 when str) through a temporary file in the same folder, keeping its mode."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on *lock_path* (created when missing)."""

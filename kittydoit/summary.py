@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kittydoit.lanes import write_atomic
+from kittydoit.state import write_atomic
 
 SCHEMA = "kittydoit.report/1"
 REPORTS_DIR = Path(".kittify") / "reports"

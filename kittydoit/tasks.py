@@ -50,8 +50,8 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     done_before = {wp_id for wp_id in order if externally_done(ctx, wp_id)}
     # Paths as doit stores them, made by joining strings: thousands of pathlib joins and relpaths were a
     # noticeable part of loading a feature of hundreds of WPs (see bench/, "No-op rerun").
-    markers = ctx.paths.rel(ctx.paths.marker("WP", "x").parent)
-    logs = ctx.paths.rel(ctx.paths.log("WP", "x").parent)
+    markers = ctx.paths.rel(ctx.paths.markers)
+    logs = ctx.paths.rel(ctx.paths.logs)
 
     def marker(wp_id: str, phase: str) -> str:
         return f"{markers}/{wp_id}-{phase}.json"

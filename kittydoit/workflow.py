@@ -37,10 +37,10 @@ from kittydoit.context import Context
 from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
-from kittydoit.lanes import LaneError, Lanes, write_atomic
+from kittydoit.lanes import LaneError, Lanes
 from kittydoit.process import interrupt_once
 from kittydoit.slots import Slots
-from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json
+from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
 
 _PR_SET_PDEATHSIG = 1
 _NO_DETAILS = "(the reviewer asked for changes without details)"
