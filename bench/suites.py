@@ -329,7 +329,7 @@ _PARTS = {
     "git: the diff to review": ("kittydoit/git.py", "diff"),
     "agent processes (start, wait, stop)": ("kittydoit/process.py", "run"),
     "WP frontmatter parsing (ruamel.yaml)": ("kittydoit/wpfile.py", "_parse"),
-    "lane moves (read, edit, write WP file)": ("kittydoit/lanes.py", "_update"),
+    "lane moves (read, edit, write WP file)": ("kittydoit/lanes/frontmatter.py", "_update"),
     "prompt rendering (jinja2)": ("kittydoit/prompts.py", "render"),
     "loading the feature": ("kittydoit/feature.py", "load_feature"),
     "doit up-to-date checks": ("doit/dependency.py", "get_status"),
