@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from kittydoit.errors import FeatureError
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
-LANES = ("planned", "doing", "for_review", "done")
+LANES = ("planned", "doing", "for_review", "done")  # spec-kitty 0.x; 3.x has nine (kittydoit.lanes.eventlog)
 SPECS_DIR = "kitty-specs"
+EVENTS_FILE = "status.events.jsonl"  # its presence makes a feature a spec-kitty 3.x mission
 
 # Frontmatter fields that record progress rather than define the work: changing them never makes a WP stale.
 BOOKKEEPING = frozenset(
@@ -58,6 +60,9 @@ class WorkPackage:
     spec: str
     digest: str
     fields: Mapping[str, object] = field(repr=False)
+    # What it runs after: its dependencies, and in a 3.x mission the WPs before it in its execution lane (they
+    # share one worktree) and the lanes its lane depends on. The same as *dependencies* in a 0.x feature.
+    after: tuple[str, ...] = ()
 
     @property
     def number(self) -> int:
@@ -76,6 +81,17 @@ class Feature:
     friendly_name: str
     wps: Mapping[str, WorkPackage]
     cache: Path | None = None  # where WPs as parsed are kept, so that unchanged files are not parsed again
+    format: str = "0.x"  # "3.x": a spec-kitty 3.x mission, whose lanes live in status.events.jsonl
+    meta: Mapping[str, object] = field(default_factory=dict, repr=False)
+    # 3.x: WPs the event log names that have no WP file (spec-kitty refuses to run them), with their lanes.
+    without_file: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        """The lanes of this feature's format, in workflow order."""
+        from kittydoit.lanes.eventlog import LANES as LANES_3X  # noqa: PLC0415  # reading 0.x needs none of it
+
+        return LANES_3X if self.format == "3.x" else LANES
 
     @property
     def tasks_dir(self) -> Path:
@@ -83,13 +99,13 @@ class Feature:
 
     def dependants(self, wp_id: str) -> list[str]:
         """Return the WPs that list *wp_id* as a dependency."""
-        return [w.id for w in self.wps.values() if wp_id in w.dependencies]
+        return [w.id for w in self.wps.values() if wp_id in w.after]
 
     def chain_lengths(self) -> dict[str, int]:
         """Return, per WP, the number of WPs on the longest dependency chain that starts at it."""
         after: dict[str, list[str]] = {wp_id: [] for wp_id in self.wps}
         for wp in self.wps.values():
-            for dep in wp.dependencies:
+            for dep in wp.after:
                 after[dep].append(wp.id)
         lengths: dict[str, int] = {}
         for wp_id in reversed(topological_order(self.wps)):
@@ -173,6 +189,8 @@ def select_feature(root: Path, name: str | None) -> Path:
 def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature:
     """Read and check every work package of the feature in *folder*.
 
+    A folder holding ``status.events.jsonl`` is a spec-kitty 3.x mission (even when the log holds no transition
+    yet): its lanes come from that log, never from a WP file's ``lane:``. Any other folder is a 0.x feature.
     With a *cache* folder, a WP file whose bytes are the same as when it was last parsed is taken from there:
     parsing the frontmatter (ruamel.yaml, about 3 ms a file) is most of what loading a big feature costs.
     """
@@ -180,7 +198,9 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
     if not tasks.is_dir():
         raise FeatureError(folder, "has no tasks/ folder with work package files")
     meta = _read_meta(folder)
-    lane_dirs = [d for d in sorted(tasks.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    mission = (folder / EVENTS_FILE).exists()
+    # In a 3.x mission, folders under tasks/ hold a WP's review cycles (tasks/WP01-x/review-cycle-1.md).
+    lane_dirs = [] if mission else [d for d in sorted(tasks.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     layout = "lanes" if lane_dirs else "flat"
     files: list[tuple[Path, str | None]] = [(p, None) for p in _wp_files(tasks)]
     for lane_dir in lane_dirs:
@@ -192,11 +212,16 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
     wps: dict[str, WorkPackage] = {}
     parsed: list[tuple[Path, str, WorkPackage]] = []  # cached once the whole feature has passed its checks
     for path, folder_lane in files:
-        wp = _load_wp(path, folder_lane, cache, parsed)
+        wp = _load_wp(path, folder_lane, cache, parsed, mission=mission)
         if wp.id in wps:
             raise FeatureError(path, f"{wp.id} is also defined in {wps[wp.id].path.name}; ids must be unique")
         wps[wp.id] = wp
     ordered = dict(sorted(wps.items(), key=lambda item: item[1].number))
+    without_file: dict[str, str] = {}
+    if mission:
+        ordered, without_file = _mission_lanes(root, folder, meta, ordered)
+    else:
+        ordered = {wp_id: replace(wp, after=wp.dependencies) for wp_id, wp in ordered.items()}
     _check_dependencies(ordered)
     if cache is not None:
         for path, key, wp in parsed:
@@ -210,7 +235,69 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
         friendly_name=str(meta.get("friendly_name") or folder.name),
         wps=ordered,
         cache=cache,
+        format="3.x" if mission else "0.x",
+        meta=meta,
+        without_file=without_file,
     )
+
+
+def mission_log(feature: Feature) -> Mapping[str, Any]:
+    """Return what a 3.x mission's event log says of each WP now (read from its status surface)."""
+    from kittydoit.lanes import eventlog  # noqa: PLC0415  # 0.x features never need it
+
+    text, where = eventlog.log_text(feature.root, feature.path, feature.meta)
+    return eventlog.parse_log(text, where)
+
+
+def _mission_lanes(
+    root: Path, folder: Path, meta: Mapping[str, object], wps: dict[str, WorkPackage]
+) -> tuple[dict[str, WorkPackage], dict[str, str]]:
+    """Return a 3.x mission's WPs with their lanes from the event log and their execution-lane order.
+
+    Also return the WPs the log names that have no file, with their lanes. A dependency on such a WP that is
+    approved or done is met (spec-kitty counts it so) and dropped.
+    """
+    from kittydoit.lanes import eventlog  # noqa: PLC0415
+
+    text, where = eventlog.log_text(root, folder, meta)
+    log = eventlog.parse_log(text, where)
+    without_file = {w: eventlog.lane(log, w) for w in eventlog.without_file(log, wps)}
+    met = {w for w, lane in without_file.items() if lane in eventlog.DONE_LANES}
+    order = _execution_order(folder, wps)
+    result = {}
+    for wp_id, wp in wps.items():
+        deps = tuple(d for d in wp.dependencies if d not in met)
+        after = tuple(dict.fromkeys([*deps, *(w for w in order.get(wp_id, ()) if w not in deps)]))
+        result[wp_id] = replace(wp, lane=eventlog.lane(log, wp_id), dependencies=deps, after=after)
+    return result, without_file
+
+
+def _execution_order(folder: Path, wps: Mapping[str, WorkPackage]) -> dict[str, tuple[str, ...]]:
+    """Return, per WP, the WPs it must run after because of ``lanes.json``'s execution lanes.
+
+    WPs of one execution lane share one worktree, so each runs after the one before it in the lane's order; the
+    first WP of a lane that ``depends_on_lanes`` runs after the last WP of each of those lanes.
+    """
+    path = folder / "lanes.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        lanes = {str(lane["lane_id"]): [str(w) for w in lane.get("wp_ids", []) if str(w) in wps]
+                 for lane in data.get("lanes", [])}  # fmt: skip
+        needs = {str(lane["lane_id"]): [str(d) for d in lane.get("depends_on_lanes", [])] for lane in data["lanes"]}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise FeatureError(path, f"is not a lanes.json spec-kitty can read ({error}); run `spec-kitty agent "
+                           "mission finalize-tasks` again or remove it") from None  # fmt: skip
+    order: dict[str, list[str]] = {}
+    for lane_id, members in lanes.items():
+        for before, wp_id in zip(members, members[1:], strict=False):
+            order.setdefault(wp_id, []).append(before)
+        if members:
+            for needed in needs.get(lane_id, []):
+                if lanes.get(needed):
+                    order.setdefault(members[0], []).append(lanes[needed][-1])
+    return {wp_id: tuple(before) for wp_id, before in order.items()}
 
 
 def topological_order(wps: Mapping[str, WorkPackage]) -> list[str]:
@@ -222,7 +309,7 @@ def topological_order(wps: Mapping[str, WorkPackage]) -> list[str]:
         if wp_id in seen:
             return
         seen.add(wp_id)
-        for dep in wps[wp_id].dependencies:
+        for dep in wps[wp_id].after:
             visit(dep)
         order.append(wp_id)
 
@@ -276,25 +363,30 @@ def _read_meta(folder: Path) -> dict[str, object]:
 
 
 def _load_wp(
-    path: Path, folder_lane: str | None, cache: Path | None, parsed: list[tuple[Path, str, WorkPackage]]
+    path: Path,
+    folder_lane: str | None,
+    cache: Path | None,
+    parsed: list[tuple[Path, str, WorkPackage]],
+    *,
+    mission: bool = False,
 ) -> WorkPackage:
     """Return the WP in *path*, from the *cache* when the file is as it was when last parsed.
 
     A WP parsed anew is added to *parsed* (with its cache key), for the caller to cache.
     """
     if cache is None:
-        return _wp_from_doc(path, folder_lane, WPDocument.read(path))
+        return _wp_from_doc(path, folder_lane, WPDocument.read(path), mission=mission)
     raw = read_raw(path)
-    key = _cache_key(path, folder_lane, raw)
+    key = _cache_key(path, "3.x" if mission else folder_lane, raw)
     cached = _cache_lookup(cache, path, key)
     if cached is not None:
         return cached
-    wp = _wp_from_doc(path, folder_lane, WPDocument.decode(path, raw))
+    wp = _wp_from_doc(path, folder_lane, WPDocument.decode(path, raw), mission=mission)
     parsed.append((path, key, wp))
     return wp
 
 
-def _wp_from_doc(path: Path, folder_lane: str | None, doc: WPDocument) -> WorkPackage:
+def _wp_from_doc(path: Path, folder_lane: str | None, doc: WPDocument, *, mission: bool = False) -> WorkPackage:
     match = _FILE_ID.match(path.name)
     if not match:
         raise FeatureError(path, "file name must start with a WP id, WP + digits (e.g. WP01-title.md)")
@@ -308,9 +400,11 @@ def _wp_from_doc(path: Path, folder_lane: str | None, doc: WPDocument) -> WorkPa
                 path, f"work_package_id '{declared}' differs from the file name's '{file_id}'; make them agree"
             )
     lane = folder_lane or doc.get("lane") or "planned"
-    if lane not in LANES:
+    if mission:
+        lane = "planned"  # a 3.x WP file's lane: is never trusted; the event log's lane replaces this
+    elif lane not in LANES:
         raise FeatureError(path, f"lane {lane!r} is not one of {', '.join(LANES)}")
-    dependencies = _dependencies(path, doc.get("dependencies"), file_id)
+    dependencies = _dependencies(path, doc.get("dependencies"), file_id, mission=mission)
     spec = doc.spec()
     work_fields = {k: v for k, v in doc.get_all().items() if k not in BOOKKEEPING}
     digest = hashlib.sha256(
@@ -376,9 +470,11 @@ def _cache_store(cache: Path, path: Path, key: str, wp: WorkPackage) -> None:
         return  # the cache only saves time; a run goes on without it
 
 
-def _dependencies(path: Path, value: object, own_id: str) -> tuple[str, ...]:
+def _dependencies(path: Path, value: object, own_id: str, *, mission: bool = False) -> tuple[str, ...]:
     if value is None:
         return ()
+    if mission and isinstance(value, str):  # spec-kitty wrote some as the string '[]' (or '[WP01]')
+        value = [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",") if v.strip()]
     if not isinstance(value, list):
         raise FeatureError(path, "dependencies must be a list of WP ids, e.g. [WP01, WP02]")
     result: list[str] = []
@@ -404,10 +500,10 @@ def _title(doc: WPDocument, wp_id: str) -> str:
 def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
     known = ", ".join(wps)
     for wp in wps.values():
-        for dep in wp.dependencies:
+        for dep in wp.after:
             if dep not in wps:
                 raise FeatureError(wp.path, f"dependency '{dep}' does not exist (work packages: {known})")
-    cycle = find_cycle({w.id: w.dependencies for w in wps.values()})
+    cycle = find_cycle({w.id: w.after for w in wps.values()})
     if cycle:
         raise FeatureError(
             wps[cycle[0]].path, f"dependency cycle {' -> '.join(cycle)}; remove one of these dependencies"
