@@ -323,6 +323,8 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
             return _code(super().run(["help", args[0]]))
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
+        if reporter is not None and reporter.refusal is not None:
+            return EXIT_BAD_INPUT  # refused before anything ran; the reporter said why on stderr
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
             return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
         return code

@@ -29,6 +29,7 @@ from kittydoit.feature import Feature, find_root, load_feature, select_feature
 from kittydoit.git import Git
 from kittydoit.process import ProcessRunner
 from kittydoit.prompts import Prompts
+from kittydoit.speckitty import SpecKitty
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ class Context:
     runner: ProcessRunner = field(default_factory=ProcessRunner)
     clock: Callable[[], datetime] = utc_now
     main_pid: int = field(default_factory=os.getpid)
+    # A 3.x mission's lanes move through spec-kitty: the run's session starts it (kittydoit.speckitty).
+    speckitty: SpecKitty | None = None
 
 
 def load_context(start: Path, feature_name: str | None, *, cache: bool = True) -> Context:
@@ -154,6 +157,8 @@ def load_context(start: Path, feature_name: str | None, *, cache: bool = True) -
             f"target branch '{target}' does not exist or has no commits; create it or fix target_branch",
         )
     prompts = Prompts(root)
+    speckitty = SpecKitty(root) if feature.format == "3.x" else None
     return Context(
-        feature=feature, config=config, paths=paths, prompts=prompts, git=git, target_branch=target
-    )
+        feature=feature, config=config, paths=paths, prompts=prompts, git=git, target_branch=target,
+        speckitty=speckitty,
+    )  # fmt: skip

@@ -101,8 +101,8 @@ class Git:
     def is_repository(self) -> bool:
         return self.run("rev-parse", "--git-dir", check=False).returncode == 0
 
-    def current_branch(self) -> str | None:
-        result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    def current_branch(self, cwd: Path | None = None) -> str | None:
+        result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)
         return result.stdout.strip() or None
 
     def branch_exists(self, branch: str) -> bool:

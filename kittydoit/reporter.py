@@ -42,7 +42,7 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
 from kittydoit import summary as summaries
 from kittydoit.context import Context
-from kittydoit.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED
+from kittydoit.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
 from kittydoit.events import TASK_OF_PHASE, Event, Row, Snapshot, Watch, clean, last_line, read_record
 from kittydoit.session import Session
 from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED, iso, read_json
@@ -147,6 +147,7 @@ class Reporter:
         self._view: View = PlainView(self.out, self._stamp)
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
+        self.refusal: UserError | None = None
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
@@ -154,7 +155,11 @@ class Reporter:
         wps = sorted({name.split(":", 1)[0] for name in tasks if ":" in name})
         feature = self.ctx.feature.wps
         self.titles = {wp: feature[wp].title for wp in wps if wp in feature}
-        self.session.start(self.titles)
+        try:
+            self.session.start(self.titles)
+        except UserError as refusal:  # refused before anything started: the user's to fix, on stderr, exit 3
+            self.refusal = refusal
+            raise
         self.ran = True
         self._run_id = self.session.run_id
         self.started = time.monotonic()
@@ -255,7 +260,11 @@ class Reporter:
         try:
             self._stop_ticker()
             if not self.ran:  # refused before it started (say, another run holds the lock): say why
-                self._view.finish(None, None, self._errors)
+                if self.refusal is not None:
+                    sys.stderr.write(f"ERROR: {self.refusal}\n")
+                    sys.stderr.flush()
+                else:
+                    self._view.finish(None, None, self._errors)
                 return
             with self._lock:
                 for wp in sorted(self.outcomes.started):
@@ -379,7 +388,16 @@ class Reporter:
             status=status,
             exit_code=EXIT_INTERRUPTED if interrupted else self.exit_code(),
             logs=logs,
+            landing=self._landing(),
         )
+
+    def _landing(self) -> str | None:
+        """Say how a 3.x mission lands once its WPs are approved (kittydoit stops at approved)."""
+        feature = self.ctx.feature
+        if feature.format != "3.x" or not self.outcomes.done:
+            return None
+        return (f"approved WPs land with `spec-kitty merge --mission {feature.slug}` "
+                "(it merges the lane branches and moves them to done)")  # fmt: skip
 
     def _stamp(self) -> str:
         return iso(self.ctx.clock())

@@ -28,8 +28,11 @@ from typing import IO, Any
 
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
+from kittydoit.lanes.orchestrated import refused_policies
 from kittydoit.process import stop_recorded
+from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
+from kittydoit.tasks import FINISHED_3X
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class Session:
         self._previous: dict[int, Any] = {}
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
+        self.speckitty_note: str | None = None
 
     def start(self, wps: Mapping[str, str]) -> None:
         """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM."""
@@ -62,10 +66,30 @@ class Session:
         self.stopped_leftovers = stop_recorded(paths.pids)
         if self.stopped_leftovers:
             log.warning("stopped %d agent process group(s) left by a killed run", len(self.stopped_leftovers))
+        self._start_speckitty(wps)
         self.run_id = self.state.start(wps=wps, pid=os.getpid(), argv=sys.argv)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._on_signal)
         _exclude_runtime_files(self.ctx)
+
+    def _start_speckitty(self, wps: Mapping[str, str]) -> None:
+        """For a 3.x mission: check spec-kitty's contract and the agents' policies, and start its server.
+
+        Refusals (spec-kitty missing or too old, a policy spec-kitty would refuse) stop the run here, before any
+        agent starts.
+        """
+        speckitty = self.ctx.speckitty
+        if speckitty is None or all(self.ctx.feature.wps[w].lane in FINISHED_3X for w in wps):
+            return  # a 0.x feature, or nothing the run could change (starting spec-kitty costs seconds)
+        try:
+            self.speckitty_note = speckitty.start(self.ctx.paths.logs / "spec-kitty-server.log")
+            problems = refused_policies(speckitty, self.ctx.config)
+        except SpecKittyFailure as failure:  # spec-kitty is there but broken: nothing can move a lane
+            speckitty.close()
+            raise SpecKittyMissing(None, f"{failure}; fix spec-kitty (`spec-kitty --version`) or {INSTALL}") from None
+        if problems:
+            speckitty.close()
+            raise SpecKittyMissing(self.ctx.config.path, "; ".join(problems))
 
     def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
         """Record WP news in the state file: at most every half second (the last news at the end of the run).
@@ -91,6 +115,8 @@ class Session:
                     self.stop_reason = "aborted with `kittydoit abort`" if aborted else "interrupted"
                 self.state.finish("aborted" if self.stop_reason else status, self.stop_reason)
         finally:
+            if self.ctx.speckitty is not None:
+                self.ctx.speckitty.close()
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
             self._previous = {}

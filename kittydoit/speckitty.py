@@ -22,6 +22,7 @@ import selectors
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,8 +137,8 @@ class SpecKitty:
         answer = self._served([], call=name, args=args) if self.address is not None else None
         if answer is None:
             python = _interpreter(Path(self.binary or "spec-kitty"))
-            if python is None:
-                raise SpecKittyFailure(f"cannot run spec-kitty's {name}: spec-kitty's Python interpreter was not found")
+            if python is None:  # spec-kitty behind a wrapper script: kittydoit's own copy of the rule
+                return _LOCAL[name](args)
             result = subprocess.run(
                 [str(python), str(_SERVER), "--call", name],
                 input=json.dumps(dict(args)), capture_output=True, text=True, cwd=self.root,
@@ -218,6 +219,44 @@ class SpecKitty:
             return json.loads(line) if line else None
         except ValueError:
             return None
+
+
+# What spec-kitty 3.2.7 does for the two functions the server runs, for when spec-kitty's interpreter cannot be
+# found (a wrapper script as `spec-kitty`): its policy rules (orchestrator_api/envelope.py) and the review-cycle
+# file its review commands write (review/cycle.py).
+_BANNED = ("--full-auto", "--yolo", "--dangerously-bypass-approvals-and-sandbox", "--dangerously-skip-permissions")
+_SECRET = re.compile(r"(token|secret|key|password|credential)", re.IGNORECASE)
+
+
+def _local_check_policy(args: Mapping[str, Any]) -> dict[str, Any]:
+    policy = args["policy"]
+    for flag in policy.get("dangerous_flags", []):
+        if flag in _BANNED:
+            return {"refused": f"--policy.dangerous_flags contains a banned flag: {flag!r}"}
+    for key, value in policy.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and _SECRET.search(v) for v in values):
+            return {"refused": f"--policy field '{key}' appears to contain a secret"}
+    return {"refused": None}
+
+
+def _local_review_cycle(args: Mapping[str, Any]) -> dict[str, Any]:
+    folder = Path(args["root"]) / "kitty-specs" / args["mission"] / "tasks" / args["wp_slug"]
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in folder.glob("review-cycle-*.md") if (m := re.fullmatch(r"review-cycle-(\d+)\.md", p.name))]
+    cycle = max(numbers, default=0) + 1
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path = folder / f"review-cycle-{cycle}.md"
+    path.write_text(
+        f"---\naffected_files: []\ncycle_number: {cycle}\nmission_slug: {args['mission']}\nreproduction_command:\n"
+        f"reviewed_at: '{when}'\nreviewer_agent: {args['reviewer']}\nwp_id: {args['wp_id']}\n---\n\n{args['body']}",
+        encoding="utf-8",
+    )
+    pointer = f"review-cycle://{args['mission']}/{args['wp_slug']}/review-cycle-{cycle}.md"
+    return {"pointer": pointer, "path": str(path)}
+
+
+_LOCAL = {"check_policy": _local_check_policy, "review_cycle": _local_review_cycle}
 
 
 def _interpreter(binary: Path) -> Path | None:

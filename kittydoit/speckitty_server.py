@@ -51,7 +51,7 @@ def _run(app: Any, argv: list[str]) -> dict[str, Any]:
             app(args=argv, prog_name="spec-kitty", standalone_mode=True)
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except Exception as error:  # a crash inside spec-kitty: answered as such, the server goes on  # noqa: BLE001
+        except Exception as error:  # a crash inside spec-kitty: answered as such, the server goes on
             code = 1
             err.write(f"{type(error).__name__}: {error}\n")
     return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
@@ -92,7 +92,7 @@ def _answer(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         return _run(app, [str(a) for a in request["argv"]])
     try:
         return {"code": 0, "result": CALLS[request["call"]](request.get("args") or {})}
-    except Exception as error:  # noqa: BLE001  # reported to the caller, which names it
+    except Exception as error:  # reported to the caller, which names it
         return {"code": 1, "error": f"{type(error).__name__}: {error}"}
 
 

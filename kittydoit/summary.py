@@ -112,6 +112,7 @@ class Summary:
     argv: tuple[str, ...]
     wps: tuple[WPSummary, ...]
     agents: tuple[AgentUse, ...]
+    landing: str | None = None  # how the finished work lands, when that is a step of its own (3.x missions)
 
     def ids(self, status: str) -> list[str]:
         return [wp.id for wp in self.wps if wp.status == status]
@@ -176,6 +177,8 @@ class Summary:
             tokens = f"{usage['input_tokens'] or 0:,} in, {usage['output_tokens'] or 0:,} out"
             cost = f"; cost {_money(usage['cost_usd'])}" if usage["cost_usd"] is not None else ""
             rows.append(("tokens", f"{tokens}{cost} ({reporting})"))
+        if self.landing:
+            rows.append(("land", self.landing))
         return rows
 
     def lines(self, report_path: str | None = None) -> list[str]:
@@ -249,6 +252,7 @@ def build(
     status: str,
     exit_code: int,
     logs: Mapping[str, Mapping[str, str]],
+    landing: str | None = None,
 ) -> Summary:
     """Build the summary of a run.
 
@@ -298,6 +302,7 @@ def build(
         exit_code=exit_code,
         argv=tuple(run.get("argv") or ()),
         wps=tuple(wps),
+        landing=landing,
         agents=_agents(a for wp in wps for a in wp.attempts),
     )
 

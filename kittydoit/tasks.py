@@ -27,9 +27,19 @@ from kittydoit.context import Context
 PHASES = ("implement", "review")
 
 
+FINISHED_3X = frozenset({"approved", "done", "canceled"})  # a 3.x WP in these lanes never runs
+
+
 def externally_done(ctx: Context, wp_id: str) -> bool:
-    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it)."""
-    return ctx.feature.wps[wp_id].lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
+    """Tell whether *wp_id* needs no run: done before or outside kittydoit.
+
+    0.x: lane done with no kittydoit record of it. 3.x: the event log says approved, done or canceled; the log is
+    the authority, so this holds whoever moved it there (kittydoit included).
+    """
+    lane = ctx.feature.wps[wp_id].lane
+    if ctx.feature.format == "3.x":
+        return lane in FINISHED_3X
+    return lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
 
 
 def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
@@ -70,7 +80,10 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]
-        yield {"basename": wp_id, "name": None, "doc": wp.title}
+        # `doit list` shows this: a 3.x mission's WPs with their lane from the event log (0.x: the title alone,
+        # as scripts that parse it expect).
+        shown = f"{wp.lane:<11} {wp.title}" if ctx.feature.format == "3.x" else wp.title
+        yield {"basename": wp_id, "name": None, "doc": shown}
         if wp_id in done_before:
             for phase in PHASES:
                 phases[wp_id, phase] = {
@@ -78,10 +91,10 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
                     "name": phase,
                     "actions": None,
                     "uptodate": [True],
-                    "doc": f"{phase} {wp_id} (lane done before kittydoit: nothing to do)",
+                    "doc": f"{phase} {wp_id} (lane {wp.lane}: nothing to do)",
                 }
             continue
-        deps = [d for d in wp.dependencies if d not in done_before]
+        deps = [d for d in wp.after if d not in done_before]
         phases[wp_id, "implement"] = {
             "basename": wp_id,
             "name": "implement",

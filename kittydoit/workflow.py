@@ -37,13 +37,13 @@ from kittydoit.context import Context
 from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
-from kittydoit.lanes import LaneError, Lanes
+from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, LaneStore, Lanes
+from kittydoit.lanes.orchestrated import MissionLanes
 from kittydoit.process import interrupt_once
 from kittydoit.slots import Slots
 from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
 
 _PR_SET_PDEATHSIG = 1
-_NO_DETAILS = "(the reviewer asked for changes without details)"
 
 
 class WPFailure(Exception):
@@ -82,7 +82,7 @@ class _Phase:
         run_id = (read_json(ctx.paths.run_file) or {}).get("id")
         self.record = WPRecord(ctx.paths.wp_record(wp_id), wp_id, run_id, ctx.clock)
         self.health = AgentHealth(ctx.paths.health, ctx.clock)
-        self.lanes = Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
+        self.lanes = open_lanes(ctx)
 
     def log(self, phase: str) -> Path:
         return self.ctx.paths.log(self.wp.id, phase)
@@ -93,6 +93,15 @@ class _Phase:
         return PhaseRun(
             self.ctx.config, self.health, self.record, phase, log, Slots.for_repo(root), Slots.global_for_repo(root)
         )
+
+
+def open_lanes(ctx: Context) -> LaneStore:
+    """Return the lane store of the feature's format (see kittydoit.lanes)."""
+    if ctx.feature.format == "3.x":
+        if ctx.speckitty is None:
+            raise ConfigError(None, "a 3.x mission's lanes move through spec-kitty, which this run has not started")
+        return MissionLanes(ctx.feature, ctx.speckitty, ctx.paths.state / "bases")
+    return Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
 
 
 def _boundary(
@@ -131,18 +140,18 @@ def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
 
 
 def _implement(phase: _Phase) -> dict[str, Any]:
-    ctx, wp = phase.ctx, phase.wp
+    ctx, wp, lanes = phase.ctx, phase.wp, phase.lanes
     phase.record.start("preparing worktree")
-    worktree, base = _prepare(ctx, wp, phase.log("implement"))
-    doc, lane = phase.lanes.current(wp.id)
-    if lane == "for_review" and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
+    claimed = lanes.claim(wp.id, ctx.config.candidates("implementation"), ctx.git)
+    worktree, base = claimed or _prepare(ctx, wp, phase.log("implement"))
+    agent = lanes.implemented_by(wp.id)
+    if agent is not None and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
         # Implemented earlier (by a person, spec-kitty, or a run that stopped before recording it).
-        _note(phase.log("implement"), "lane is for_review and the branch holds work: to review")
-        agent = str(doc.get("agent") or "unknown")
+        _note(phase.log("implement"), f"lane is {lanes.lane(wp.id)} and the branch holds work: to review")
     else:
-        feedback = _pending_feedback(doc)
-        agent = _implement_once(phase, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"))
-    record = {"wp": wp.id, "phase": "implement", "agent": agent, "base": base}
+        feedback = lanes.pending_feedback(wp.id)
+        agent = _implement_once(phase, worktree, base, feedback=feedback)
+    record = {"wp": wp.id, "phase": "implement", "agent": agent, "base": base, "worktree": str(worktree)}
     record["head"] = ctx.git.rev("HEAD", cwd=worktree)
     _write_marker(ctx, ctx.paths.marker(wp.id, "implement"), record)
     phase.record.update(status="implemented", phase=None, implementer=agent)
@@ -167,17 +176,17 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
 
 
 def _implement_once(
-    phase: _Phase, worktree: Path, base: str, *, feedback: str | None, reviewer: object, cycle: int = 1
+    phase: _Phase, worktree: Path, base: str, *, feedback: Feedback | None, cycle: int = 1
 ) -> str:
     """Implement the WP once (again after *feedback* when given), with retries and fallback; return the agent."""
     ctx, wp = phase.ctx, phase.wp
     label = "re-implementing" if feedback else "implementing"
     phase.record.start(label)
-    context = _prompt_context(ctx, wp)
+    context = _prompt_context(ctx, wp, worktree)
     template = prompts.IMPLEMENT
     if feedback:
         template = prompts.REIMPLEMENT
-        context |= {"feedback": feedback, "reviewer": str(reviewer or "the reviewer"), "cycle": cycle}
+        context |= {"feedback": feedback.text, "reviewer": feedback.reviewer or "the reviewer", "cycle": cycle}
     prompt = ctx.prompts.render(template, context)
     note = "Started re-implementation after review feedback" if feedback else "Started implementation"
     moved: list[str] = []
@@ -185,12 +194,11 @@ def _implement_once(
     def before(agent: AgentSettings) -> None:
         phase.record.update(agent=agent.id)
         if not moved:
-            fields = {"agent": agent.id, "shell_pid": str(os.getpid())}
-            phase.lanes.move(wp.id, "doing", agent=agent.id, note=note, fields=fields)
+            phase.lanes.implementing(wp.id, agent, note)
             moved.append(agent.id)
 
     def attempt(agent: AgentSettings) -> Attempt:
-        result = _invoke(ctx, wp, agent, phase="implement", role="implementation", prompt=prompt)
+        result = _invoke(ctx, wp, agent, phase="implement", role="implementation", prompt=prompt, workdir=worktree)
         if not result:
             return result
         ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
@@ -200,27 +208,21 @@ def _implement_once(
         return result
 
     runner = phase.agents("implement", "implement")
+    candidates = _preferring(ctx.config.candidates("implementation"), moved)
     try:
-        done = runner.run(_preferring(ctx.config.candidates("implementation"), moved), attempt, before)
+        done = runner.run(candidates, attempt, before)
     except NeedsHuman:
         last = runner.tried[-1] if runner.tried else None
         reason = f"{last.detail} ({last.outcome.value})" if last is not None else "no agent could be used"
         if moved:
-            phase.lanes.move(wp.id, "planned", agent=moved[0], note=f"Implementation failed: {reason}")
+            phase.lanes.implementation_failed(wp.id, moved[0], reason)
         raise
-    phase.lanes.move(wp.id, "for_review", agent=done.agent, note="Implementation ready for review")
+    phase.lanes.implemented(wp.id, next(a for a in candidates if a.id == done.agent))
     return done.agent
 
 
 def _preferring(candidates: Sequence[AgentSettings], first: Sequence[str]) -> list[AgentSettings]:
     return sorted(candidates, key=lambda a: a.id not in first)
-
-
-def _pending_feedback(doc: Any) -> str | None:
-    """Return the review feedback still to address, when the last review asked for changes."""
-    if doc.get("review_status") != "has_feedback":
-        return None
-    return doc.section_text("Review Feedback") or _NO_DETAILS
 
 
 # ---- review -------------------------------------------------------------------------------------------------
@@ -230,17 +232,15 @@ def _review(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
     implemented = _read_marker(ctx.paths.marker(wp.id, "implement"))
     base, implementer = str(implemented["base"]), str(implemented["agent"])
-    worktree = ctx.paths.worktree(wp.id)
+    worktree = phase.lanes.workspace(wp.id) or ctx.paths.worktree(wp.id)
     if not (worktree / ".git").exists():
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
     for cycle in range(1, limit + 1):
-        doc, lane = phase.lanes.current(wp.id)
-        feedback = _pending_feedback(doc)
-        if feedback is not None and lane != "for_review":
-            implementer = _implement_once(
-                phase, worktree, base, feedback=feedback, reviewer=doc.get("reviewed_by"), cycle=max(1, cycle - 1)
-            )
+        feedback = phase.lanes.pending_feedback(wp.id)
+        if feedback is not None:
+            implementer = _implement_once(phase, worktree, base, feedback=feedback, cycle=max(1, cycle - 1))
+        phase.lanes.start_review(wp.id, ctx.config.candidates("review"))
         phase.record.start("reviewing")
         phase.record.update(review_cycles=cycle)
         reviewer, verdict, diff = _review_once(phase, worktree, base, implementer)
@@ -249,7 +249,9 @@ def _review(phase: _Phase) -> dict[str, Any]:
                                      {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
-            phase.lanes.approve(wp.id, reviewer=reviewer, note=f"Review passed{': ' + summary if summary else ''}")
+            note = f"Review passed{': ' + summary if summary else ''}"
+            reference = ctx.paths.rel(phase.log("review"))
+            phase.lanes.approve_review(wp.id, ctx.config.agents[reviewer], note, reference)
             record = {"wp": wp.id, "phase": "review", "agent": reviewer, "implementer": implementer,
                       "base": base, "head": diff.head, "reviews": cycle,
                       "single_agent": reviewer == implementer}  # fmt: skip
@@ -257,14 +259,14 @@ def _review(phase: _Phase) -> dict[str, Any]:
             phase.record.update(reviewer=reviewer, single_agent=reviewer == implementer)
             phase.record.finish(DONE)
             return record
-        text = verdict.feedback or _NO_DETAILS
+        text = verdict.feedback or NO_DETAILS
         feedback_file = ctx.paths.feedback(wp.id)
         write_atomic(feedback_file, text + "\n")
-        phase.lanes.request_changes(wp.id, reviewer=reviewer, feedback=text, feedback_file=feedback_file)
+        phase.lanes.reject_review(wp.id, ctx.config.agents[reviewer], text, feedback_file)
     raise WPFailure(
-        f"changes still requested after {limit} reviews; the feedback is in "
-        f"{ctx.feature.relpath(phase.lanes.path(wp.id))}. Run `doit run` for another round, or fix it by hand "
-        f"in {ctx.paths.rel(worktree)} and move the lane to for_review"
+        f"changes still requested after {limit} reviews; the feedback is in {phase.lanes.location(wp.id)}. "
+        f"Run `doit run` for another round, or fix it by hand in {ctx.paths.rel(worktree)} and move the lane to "
+        "for_review"
     )
 
 
@@ -272,11 +274,12 @@ def _review_once(phase: _Phase, worktree: Path, base: str, implementer: str) -> 
     """Have the change reviewed once, with retries and fallback; return the reviewer, its verdict and the diff."""
     ctx, wp = phase.ctx, phase.wp
     diff = ctx.git.diff(worktree, base)
-    prompt = ctx.prompts.render(prompts.REVIEW, _prompt_context(ctx, wp) | {"diff": _diff_context(diff)})
+    context = _prompt_context(ctx, wp, worktree) | {"diff": _diff_context(diff)}
+    prompt = ctx.prompts.render(prompts.REVIEW, context)
     verdicts: dict[str, outputs.Verdict] = {}
 
     def attempt(agent: AgentSettings) -> Attempt:
-        result = _invoke(ctx, wp, agent, phase="review", role="review", prompt=prompt)
+        result = _invoke(ctx, wp, agent, phase="review", role="review", prompt=prompt, workdir=worktree)
         answer = result.output.final_text if result.output else None
         verdict = outputs.find_verdict(answer)
         if result and verdict is None:
@@ -327,11 +330,13 @@ def _diff_context(diff: Diff) -> dict[str, object]:
 # ---- running an agent ---------------------------------------------------------------------------------------
 
 
-def _invoke(ctx: Context, wp: WorkPackage, agent: AgentSettings, *, phase: str, role: str, prompt: str) -> Attempt:
-    """Run *agent* once in the WP's worktree, output streaming to the phase log, and classify how it ended."""
+def _invoke(
+    ctx: Context, wp: WorkPackage, agent: AgentSettings, *, phase: str, role: str, prompt: str, workdir: Path
+) -> Attempt:
+    """Run *agent* once in the WP's worktree *workdir*, output streaming to the phase log; classify how it ended."""
     prompt_file = ctx.paths.prompt(wp.id, phase)
     write_atomic(prompt_file, prompt)
-    worktree = ctx.paths.worktree(wp.id)
+    worktree = workdir
     log_path = ctx.paths.log(wp.id, phase)
     try:
         argv = agent.spec.argv(role, prompt=prompt, prompt_file=prompt_file, workdir=worktree, model=agent.model)
@@ -367,7 +372,7 @@ def _invoke(ctx: Context, wp: WorkPackage, agent: AgentSettings, *, phase: str, 
     return attempt
 
 
-def _prompt_context(ctx: Context, wp: WorkPackage) -> dict[str, Any]:
+def _prompt_context(ctx: Context, wp: WorkPackage, worktree: Path | None = None) -> dict[str, Any]:
     feature = ctx.feature
     return {
         "feature": {"slug": feature.slug, "name": feature.friendly_name, "target_branch": ctx.target_branch},
@@ -378,9 +383,16 @@ def _prompt_context(ctx: Context, wp: WorkPackage) -> dict[str, Any]:
             "dependencies": list(wp.dependencies),
             "path": feature.relpath(wp.path),
         },
-        "worktree": str(ctx.paths.worktree(wp.id)),
-        "branch": ctx.paths.branch(wp.id),
+        "worktree": str(worktree or ctx.paths.worktree(wp.id)),
+        "branch": _branch(ctx, wp, worktree),
     }
+
+
+def _branch(ctx: Context, wp: WorkPackage, worktree: Path | None) -> str:
+    """Return the branch the WP's work goes on: kittydoit's own, or the one of the workspace spec-kitty gave."""
+    if worktree is None or worktree == ctx.paths.worktree(wp.id):
+        return ctx.paths.branch(wp.id)
+    return ctx.git.current_branch(cwd=worktree) or "HEAD"
 
 
 # ---- small helpers ------------------------------------------------------------------------------------------

@@ -16,19 +16,21 @@ runs unattended and must not create commits in the checkout people work in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kittydoit.errors import FeatureError
 from kittydoit.feature import LANES, Feature
 from kittydoit.git import Git
+from kittydoit.lanes.base import NO_DETAILS, Feedback, LaneError
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
 
-class LaneError(Exception):
-    """A WP file could not be updated; the message names the file."""
+if TYPE_CHECKING:
+    from kittydoit.config import AgentSettings
 
 
 class Lanes:
@@ -144,3 +146,60 @@ class Lanes:
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:
             self.git.commit_paths(sorted({old, path}), f"{wp_id}: lane {lane} ({note})")
+
+    # ---- the lane store (kittydoit.lanes.LaneStore) ---------------------------------------------------------
+
+    kind = "WP frontmatter (spec-kitty 0.x)"
+
+    def implemented_by(self, wp_id: str) -> str | None:
+        """Return the implementer when the WP waits for review (lane ``for_review``), else None."""
+        doc, lane = self.current(wp_id)
+        return str(doc.get("agent") or "unknown") if lane == "for_review" else None
+
+    def pending_feedback(self, wp_id: str) -> Feedback | None:
+        """Return the last review's feedback while it asks for changes not yet made (not back in for_review)."""
+        doc, lane = self.current(wp_id)
+        if doc.get("review_status") != "has_feedback" or lane == "for_review":
+            return None
+        text = doc.section_text("Review Feedback") or NO_DETAILS
+        return Feedback(text, str(doc.get("reviewed_by") or ""))
+
+    def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Git) -> tuple[Path, str] | None:
+        """Return None: a 0.x WP's worktree is kittydoit's own, made by the workflow."""
+        del wp_id, implementers, git
+        return None
+
+    def workspace(self, wp_id: str) -> Path | None:
+        """Return None: a 0.x WP works in kittydoit's own worktree."""
+        del wp_id
+        return None
+
+    def implementing(self, wp_id: str, agent: AgentSettings, note: str) -> None:
+        """Move the WP to ``doing`` as *agent* starts on it."""
+        fields = {"agent": agent.id, "shell_pid": str(os.getpid())}
+        self.move(wp_id, "doing", agent=agent.id, note=note, fields=fields)
+
+    def implemented(self, wp_id: str, agent: AgentSettings) -> None:
+        """Move the WP to ``for_review``."""
+        self.move(wp_id, "for_review", agent=agent.id, note="Implementation ready for review")
+
+    def implementation_failed(self, wp_id: str, agent: str, reason: str) -> None:
+        """Move the WP back to ``planned``, saying why."""
+        self.move(wp_id, "planned", agent=agent, note=f"Implementation failed: {reason}")
+
+    def start_review(self, wp_id: str, reviewers: Sequence[AgentSettings]) -> None:
+        """Nothing to record: 0.x has no lane for a review in progress."""
+        del wp_id, reviewers
+
+    def approve_review(self, wp_id: str, reviewer: AgentSettings, note: str, reference: str) -> None:
+        """Record the approving review (lane ``done``)."""
+        del reference
+        self.approve(wp_id, reviewer=reviewer.id, note=note)
+
+    def reject_review(self, wp_id: str, reviewer: AgentSettings, feedback: str, feedback_file: Path) -> None:
+        """Record the review asking for changes (lane ``planned``, feedback in the WP file)."""
+        self.request_changes(wp_id, reviewer=reviewer.id, feedback=feedback, feedback_file=feedback_file)
+
+    def location(self, wp_id: str) -> str:
+        """Return where a person sees and changes the WP's lane."""
+        return self.feature.relpath(self.path(wp_id))

@@ -24,17 +24,16 @@ someone else holds is reported and left alone.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kittydoit import __version__
 from kittydoit.config import AgentSettings
 from kittydoit.feature import Feature
+from kittydoit.feature import mission_log
 from kittydoit.lanes import eventlog
-from kittydoit.lanes.frontmatter import LaneError
+from kittydoit.lanes.base import NO_DETAILS, Feedback, LaneError
 from kittydoit.speckitty import SpecKitty, SpecKittyFailure
 
 ORCHESTRATOR_ID = "kittydoit"
@@ -110,14 +109,6 @@ def _sandbox(argv: Sequence[str]) -> str:
     return "none"
 
 
-@dataclass(frozen=True)
-class Feedback:
-    """Review feedback a WP still has to address."""
-
-    text: str
-    reviewer: str
-
-
 class MissionLanes:
     """The lanes of one 3.x mission: read from its event log, moved through spec-kitty."""
 
@@ -133,15 +124,27 @@ class MissionLanes:
 
     def wp_log(self, wp_id: str) -> eventlog.WPLog:
         """Return what the mission's event log says of *wp_id* now."""
-        return eventlog.mission_wps(self.feature).get(wp_id) or eventlog.WPLog.empty()
+        return mission_log(self.feature).get(wp_id) or eventlog.WPLog()
 
     def lane(self, wp_id: str) -> str:
         return self.wp_log(wp_id).lane
 
+    def implemented_by(self, wp_id: str) -> str | None:
+        """Return the implementer when the WP is for_review or in_review, else None."""
+        entry = self.wp_log(wp_id)
+        if entry.lane not in IMPLEMENTED:
+            return None
+        done = next((t for t in reversed(entry.transitions) if t.to_lane == "for_review"), None)
+        return (done.actor.split(":", 1)[0] if done is not None else None) or "unknown"
+
+    def location(self, wp_id: str) -> str:
+        """Return where a person sees and changes the WP's lane."""
+        return f"spec-kitty's event log of {self.mission} (`spec-kitty agent tasks status --mission {self.mission}`)"
+
     def held_by_others(self, wp_id: str) -> str | None:
         """Return who holds *wp_id* when it is claimed, in progress or in review by someone other than kittydoit."""
         entry = self.wp_log(wp_id)
-        if entry.lane not in _HELD or eventlog.by_kittydoit(entry):
+        if entry.lane not in _HELD or _by_kittydoit(entry):
             return None
         return entry.actor or "someone"
 
@@ -152,7 +155,7 @@ class MissionLanes:
         if entry.lane not in ("in_progress", "planned", "claimed") or result.get("verdict") != "changes_requested":
             return None
         text = self._review_cycle_text(str(result.get("reference") or ""))
-        return Feedback(text or "(the reviewer asked for changes without details)", str(result.get("reviewer") or ""))
+        return Feedback(text or NO_DETAILS, str(result.get("reviewer") or ""))
 
     def _review_cycle_text(self, pointer: str) -> str | None:
         prefix = "review-cycle://"
@@ -173,7 +176,7 @@ class MissionLanes:
 
     # ---- implementing -------------------------------------------------------------------------------------
 
-    def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Any) -> tuple[Path, str]:
+    def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Any) -> tuple[Path, str] | None:
         """Start (or resume) implementing *wp_id*; return its workspace and the commit its own work starts from."""
         held = self.held_by_others(wp_id)
         if held:
@@ -181,9 +184,26 @@ class MissionLanes:
                 f"{wp_id} is {self.lane(wp_id)} by {held}, not by kittydoit; kittydoit leaves it alone. Finish it "
                 "there, or move it back to planned in spec-kitty to have kittydoit run it"
             )
-        data = self._api("start-implementation", wp_id, actor=ORCHESTRATOR_ID, policy=policy(implementers, "implementation"))
-        workspace = self._workspace(data)
+        lane = self.lane(wp_id)
+        if lane == "blocked":
+            raise LaneError(f"{wp_id} is blocked in spec-kitty; unblock it (move it to in_progress) to have it run")
+        if lane in IMPLEMENTED:  # implemented already: only its workspace is needed, for the review
+            workspace = self.workspace(wp_id)
+        else:
+            if lane in _HELD:  # kittydoit's own, cut off: keep what the interrupted agent left (spec-kitty
+                self._keep_leftovers(wp_id, git)  # refuses to go on in a worktree with uncommitted changes)
+            implementing = policy(implementers, "implementation")
+            workspace = self._workspace(self._api("start-implementation", wp_id, actor=ORCHESTRATOR_ID,
+                                                  policy=implementing))  # fmt: skip
         return workspace, self._base(wp_id, workspace, git)
+
+    def _keep_leftovers(self, wp_id: str, git: Any) -> None:
+        try:
+            workspace = self.workspace(wp_id)
+        except LaneError:
+            return  # not allocated yet: nothing can be left in it
+        if workspace != self.feature.root:  # never commit in the checkout people work in
+            git.commit_all(workspace, f"{wp_id}: work left uncommitted by an interrupted attempt")
 
     def workspace(self, wp_id: str) -> Path:
         """Return the workspace of a WP that has been started (for its review after a resume)."""
@@ -210,6 +230,10 @@ class MissionLanes:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(head + "\n", encoding="utf-8")
         return head
+
+    def implementing(self, wp_id: str, agent: AgentSettings, note: str) -> None:
+        """Nothing to record: start-implementation moved the WP to in_progress when it was claimed."""
+        del wp_id, agent, note
 
     def implemented(self, wp_id: str, agent: AgentSettings) -> None:
         """Mark the WP's subtasks done and move it to for_review."""
@@ -253,15 +277,16 @@ class MissionLanes:
         if self.lane(wp_id) == "for_review":
             self._api("start-review", wp_id, actor=ORCHESTRATOR_ID, policy=policy(reviewers, "review"))
 
-    def approve(self, wp_id: str, reviewer: AgentSettings, reference: str) -> None:
+    def approve_review(self, wp_id: str, reviewer: AgentSettings, note: str, reference: str) -> None:
         """Record the approving review: lane approved (``spec-kitty merge`` lands it and makes it done)."""
         result = {"reviewer": reviewer.id, "verdict": "approved", "reference": reference}
         self._api("transition", wp_id, "--to", "approved", "--review-result-json", json.dumps(result),
                   actor=_actor(reviewer, "reviewer"), policy=policy([reviewer], "review"),
-                  note="Review passed (kittydoit)")  # fmt: skip
+                  note=note)  # fmt: skip
 
-    def request_changes(self, wp_id: str, reviewer: AgentSettings, feedback: str) -> None:
+    def reject_review(self, wp_id: str, reviewer: AgentSettings, feedback: str, feedback_file: Path) -> None:
         """Record a rejected review as spec-kitty does: a review-cycle file, and the WP back in progress."""
+        del feedback_file  # kittydoit's copy; spec-kitty's review-cycle file is the one that counts
         stem = self.feature.wps[wp_id].path.stem
         cycle = self.sk.function("review_cycle", {
             "root": str(self.feature.root), "mission": self.mission, "wp_id": wp_id, "wp_slug": stem,
@@ -290,6 +315,10 @@ class MissionLanes:
             return self.sk.api(verb, *argv)
         except SpecKittyFailure as failure:
             raise LaneError(f"{self.feature.relpath(self.feature.path)}: {wp_id}: {failure}") from None
+
+
+def _by_kittydoit(entry: eventlog.WPLog) -> bool:
+    return (entry.policy_metadata or {}).get("orchestrator_id") == ORCHESTRATOR_ID
 
 
 def _actor(agent: AgentSettings, role: str) -> str:
@@ -324,8 +353,3 @@ def refused_policies(speckitty: SpecKitty, config: Any) -> list[str]:
                     f"{where} in .kittify/agents.yaml, or disable {agent.id} for 3.x missions"
                 )
     return problems
-
-
-def environment_note() -> str:
-    """Say which spec-kitty environment a run uses (for the log)."""
-    return os.environ.get("SPEC_KITTY_HOME", "")
