@@ -45,6 +45,7 @@ _CACHE_FORMAT = 1
 
 _WP_ID = re.compile(r"WP\d+")
 _FILE_ID = re.compile(r"(WP\d+)(?![0-9])")
+_FOLDER_NUMBER = re.compile(r"(\d+)-")
 _TITLE_HEADING = re.compile(r"^#\s+Work Package Prompt:\s*WP\d+\s*[–—:-]\s*(.+?)\s*$", re.MULTILINE)
 
 
@@ -162,7 +163,12 @@ def feature_dirs(root: Path) -> list[Path]:
 
 
 def select_feature(root: Path, name: str | None) -> Path:
-    """Return the feature folder named *name* (``NNN-slug``, ``NNN`` or a path), or the only one there is."""
+    """Return the feature folder named *name*, or the only one there is.
+
+    *name* is a path, a folder name, the ``NNN`` of a numbered folder, or, for a spec-kitty 3.x mission, its
+    meta.json ``mission_slug``, its ``mission_id`` or that id's first 8 characters (the mid8 that ends
+    ``<slug>-<mid8>`` folder names).
+    """
     features = feature_dirs(root)
     listing = ", ".join(p.name for p in features) or "none"
     specs = root / SPECS_DIR
@@ -173,9 +179,12 @@ def select_feature(root: Path, name: str | None) -> Path:
         for candidate in candidates:
             if (candidate / "tasks").is_dir() or (candidate.is_dir() and candidate.parent == specs):
                 return candidate.resolve()
-        matches = [p for p in features if p.name.split("-", 1)[0] == name]
+        matches = [p for p in features if name in _other_names(p)]
         if len(matches) == 1:
             return matches[0]
+        if matches:
+            shown = ", ".join(p.name for p in matches)
+            raise FeatureError(specs, f"'{name}' names several features: {shown}; choose one by its folder name")
         raise FeatureError(specs, f"no feature '{name}'; choose one of: {listing}")
     if len(features) == 1:
         return features[0]
@@ -184,6 +193,25 @@ def select_feature(root: Path, name: str | None) -> Path:
     raise FeatureError(
         specs, f"holds several features; choose one with --feature (or feature=...): {listing}"
     )
+
+
+def _other_names(folder: Path) -> set[str]:
+    """Return what else names the feature in *folder*: its number, and a 3.x mission's slug, id and mid8."""
+    names = set()
+    number = _FOLDER_NUMBER.match(folder.name)
+    if number:
+        names.add(number.group(1))
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return names  # no meta.json (0.x), or a broken one that loading this feature will report
+    if isinstance(meta, dict):
+        for key in ("mission_slug", "mission_id"):
+            if isinstance(meta.get(key), str) and meta[key]:
+                names.add(meta[key])
+        if isinstance(meta.get("mission_id"), str) and len(meta["mission_id"]) >= 8:
+            names.add(meta["mission_id"][:8])
+    return names
 
 
 def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature:

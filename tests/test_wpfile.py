@@ -14,6 +14,8 @@ from kittydoit.lanes import Lanes
 from kittydoit.wpfile import WPDocument
 
 CORPUS_WPS = sorted(CORPUS.rglob("WP*.md"))
+# Lane moves edit 0.x frontmatter only: a 3.x mission's lanes live in its event log (kittydoit.lanes.eventlog).
+LANE_WPS = [p for p in CORPUS_WPS if not p.relative_to(CORPUS).parts[0].startswith("v3")]
 
 
 def changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
@@ -33,7 +35,7 @@ def test_unedited_corpus_file_round_trips(path: Path) -> None:
     assert WPDocument(path, text).text() == text
 
 
-@pytest.mark.parametrize("path", CORPUS_WPS, ids=lambda p: str(p.relative_to(CORPUS)))
+@pytest.mark.parametrize("path", LANE_WPS, ids=lambda p: str(p.relative_to(CORPUS)))
 def test_lane_move_changes_only_the_lane_line_and_adds_one_activity_line(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     doc = WPDocument(path, text)

@@ -158,8 +158,11 @@ def log_text(root: Path, mission_dir: Path, meta: Mapping[str, object]) -> tuple
     ``lanes_with_coord`` missions (or, when meta.json predates ``topology``, any with a
     ``coordination_branch``) write transitions to the coordination branch only, so that copy is read: from
     the coordination worktree ``.worktrees/<slug>[-<mid8>]-coord`` when it holds the mission, else from the
-    branch itself (``git show``), else, as spec-kitty does when neither exists, from the main checkout. The
-    text is empty when there is no log at all.
+    branch itself (``git show``), else from the main checkout. The text is empty when there is no log at all.
+
+    Reading the branch goes beyond spec-kitty 3.2.7: while the coordination worktree does not exist, its
+    ``agent tasks status`` and ``orchestrator-api mission-state`` report the main checkout's log (every WP
+    genesis/planned) even when the branch holds transitions. The branch is what the mission's lanes are.
     """
     primary = mission_dir / EVENTS_FILE
     branch = meta.get("coordination_branch")
