@@ -18,10 +18,10 @@ from typing import Any
 from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, detect, plan, scaffold, session, status
-from kittydoit.config import Config, load_config
+from kittydoit import __version__, detect, plan, scaffold, session, settings, status
+from kittydoit.config import Config
 from kittydoit.context import Paths
-from kittydoit.dodo import doit_namespace
+from kittydoit.dodo import doit_namespace, log_to_stderr
 from kittydoit.errors import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -72,9 +72,12 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
         super().__init__()
         self.reporter: Reporter | None = None
         self.read_only = False  # set by commands that must not write anything, not even the parse cache
+        self.for_run = True  # whether the command runs tasks (it needs usable agent settings); set by the main
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        namespace = doit_namespace(None, feature=opt_values.get("feature"), cache=not self.read_only)
+        namespace = doit_namespace(
+            None, feature=opt_values.get("feature"), cache=not self.read_only, for_run=self.for_run
+        )
         self.reporter = namespace["DOIT_CONFIG"]["reporter"]
         os.chdir(self.reporter.ctx.paths.root)
         self.namespace = namespace
@@ -150,12 +153,23 @@ class Agents(Command):  # type: ignore[misc]
 
 
 def _repo_config() -> Config | None:
-    """Return the agent settings of the repository around the working directory, or None outside one."""
+    """Return the agent settings in the agents.yaml of the repository around the working directory.
+
+    None outside a repository and without a usable file (every agent is then listed as not configured): a
+    broken file is reported in one line, the defaults a run would use instead of a missing one are named.
+    """
     try:
         root = find_root(Path.cwd())
     except FeatureError:
         return None
-    return load_config(root) if (root / ".kittify" / "agents.yaml").is_file() else None
+    found = settings.resolve(root)
+    if found.source == "file" and found.problem is None:
+        return found.config
+    if found.source == "file" and found.problem is not None:
+        sys.stderr.write(f"kittydoit: {settings.one_line(found.problem)} (a run refuses to start until it is fixed)\n")
+    elif found.note:
+        sys.stderr.write(f"kittydoit: {found.note}\n")
+    return None
 
 
 def _agent_lines(row: dict[str, Any]) -> str:
@@ -300,8 +314,10 @@ class GraphCmd(Command):  # type: ignore[misc]
     )  # fmt: skip
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        log_to_stderr()  # a dependency on a WP that does not exist is a warning here
         root = find_root(Path.cwd())
-        feature = load_feature(root, select_feature(root, params["feature"]))  # no parse cache: writes nothing
+        # no parse cache: writes nothing
+        feature = load_feature(root, select_feature(root, params["feature"]), strict=False)
         shown = {"mermaid": plan.mermaid, "dot": plan.dot}.get(params["format"])
         _emit(shown(feature) if shown else "\n".join(plan.graph_text(feature)))
         return EXIT_OK
@@ -321,6 +337,8 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         args = _command_first(args, set(commands))
         if args[0] in commands and any(a in ("--help", "-h") for a in args[1:]):
             return _code(super().run(["help", args[0]]))
+        command = commands.get_plugin(args[0]) if args[0] in commands else commands.get_plugin("run")
+        self.task_loader.for_run = bool(getattr(command, "execute_tasks", True))
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,8 @@ from pathlib import Path
 from kittydoit.errors import FeatureError
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
+
+log = logging.getLogger(__name__)
 
 LANES = ("planned", "doing", "for_review", "done")
 SPECS_DIR = "kitty-specs"
@@ -76,6 +79,9 @@ class Feature:
     friendly_name: str
     wps: Mapping[str, WorkPackage]
     cache: Path | None = None  # where WPs as parsed are kept, so that unchanged files are not parsed again
+    # WP -> the ids its file lists under dependencies that no WP file has (a WP file deleted after its
+    # dependants were planned); they are left out of the WP's dependencies (see load_feature)
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tasks_dir(self) -> Path:
@@ -170,11 +176,16 @@ def select_feature(root: Path, name: str | None) -> Path:
     )
 
 
-def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature:
+def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict: bool = True) -> Feature:
     """Read and check every work package of the feature in *folder*.
 
     With a *cache* folder, a WP file whose bytes are the same as when it was last parsed is taken from there:
     parsing the frontmatter (ruamel.yaml, about 3 ms a file) is most of what loading a big feature costs.
+
+    A dependency on a WP that has no file is left out of the dependant's dependencies and kept in
+    ``Feature.missing``. It matters only for a dependant that could still run: *strict* (for a run) makes that
+    an error naming every such dependency; a ``done`` dependant only gets a warning, as does every dependant
+    when not *strict* (reading a feature never fails for it).
     """
     tasks = folder / "tasks"
     if not tasks.is_dir():
@@ -197,6 +208,10 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
             raise FeatureError(path, f"{wp.id} is also defined in {wps[wp.id].path.name}; ids must be unique")
         wps[wp.id] = wp
     ordered = dict(sorted(wps.items(), key=lambda item: item[1].number))
+    missing = _missing_dependencies(root, ordered, strict=strict)
+    for wp_id, ids in missing.items():
+        wp = ordered[wp_id]
+        ordered[wp_id] = replace(wp, dependencies=tuple(d for d in wp.dependencies if d not in ids))
     _check_dependencies(ordered)
     if cache is not None:
         for path, key, wp in parsed:
@@ -210,6 +225,7 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
         friendly_name=str(meta.get("friendly_name") or folder.name),
         wps=ordered,
         cache=cache,
+        missing=missing,
     )
 
 
@@ -401,12 +417,59 @@ def _title(doc: WPDocument, wp_id: str) -> str:
     return match.group(1) if match else wp_id
 
 
-def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
+def _missing_dependencies(
+    root: Path, wps: Mapping[str, WorkPackage], *, strict: bool
+) -> dict[str, tuple[str, ...]]:
+    """Return, per WP, its dependencies that no WP file has; refuse those that matter when *strict*.
+
+    A ``done`` WP never runs again, so its missing dependency is a warning. Any other WP would run and need it:
+    with *strict* every such dependency is named in one error, otherwise each is a warning.
+    """
     known = ", ".join(wps)
-    for wp in wps.values():
-        for dep in wp.dependencies:
-            if dep not in wps:
-                raise FeatureError(wp.path, f"dependency '{dep}' does not exist (work packages: {known})")
+    missing = {wp.id: ids for wp in wps.values() if (ids := tuple(d for d in wp.dependencies if d not in wps))}
+    refused: list[tuple[Path, str]] = []
+    for wp_id, ids in missing.items():
+        wp = wps[wp_id]
+        for dep in ids:
+            if wp.lane == "done":
+                log.warning(
+                    "%s: dependency '%s' does not exist; %s is done, so it is skipped and nothing waits for %s",
+                    _relative(root, wp.path), dep, wp_id, dep,
+                )
+            elif strict:
+                refused.append((wp.path, dep))
+            else:
+                log.warning(
+                    "%s: dependency '%s' does not exist; a run refuses to start until it is removed from "
+                    "dependencies (or %s's file is restored)",
+                    _relative(root, wp.path), dep, dep,
+                )
+    if len(refused) == 1:
+        path, dep = refused[0]
+        raise FeatureError(
+            path,
+            f"dependency '{dep}' does not exist (work packages: {known}); remove it from dependencies "
+            f"(or restore {dep}'s file)",
+        )
+    if refused:
+        lines = [f"  - {_relative(root, path)}: dependency '{dep}' does not exist" for path, dep in refused]
+        raise FeatureError(
+            None,
+            f"{len(refused)} dependencies of work packages that would run do not exist (work packages: {known}); "
+            "remove them from dependencies (or restore those WP files):\n" + "\n".join(lines),
+        )
+    return missing
+
+
+def _relative(root: Path, path: Path) -> str:
+    """Return *path* relative to *root* when it lies under it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
     cycle = find_cycle({w.id: w.dependencies for w in wps.values()})
     if cycle:
         raise FeatureError(

@@ -28,8 +28,12 @@ PHASES = ("implement", "review")
 
 
 def externally_done(ctx: Context, wp_id: str) -> bool:
-    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it)."""
-    return ctx.feature.wps[wp_id].lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
+    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it).
+
+    A done WP with a dependency that no longer exists counts too: nothing could run it again as it was.
+    """
+    lane_done = ctx.feature.wps[wp_id].lane == "done"
+    return lane_done and (wp_id in ctx.feature.missing or not ctx.paths.marker(wp_id, "review").exists())
 
 
 def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
