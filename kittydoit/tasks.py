@@ -28,12 +28,8 @@ PHASES = ("implement", "review")
 
 
 def externally_done(ctx: Context, wp_id: str) -> bool:
-    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it).
-
-    A done WP with a dependency that no longer exists counts too: nothing could run it again as it was.
-    """
-    lane_done = ctx.feature.wps[wp_id].lane == "done"
-    return lane_done and (wp_id in ctx.feature.missing or not ctx.paths.marker(wp_id, "review").exists())
+    """Tell whether *wp_id* was done before or outside kittydoit (lane done, no kittydoit record of it)."""
+    return ctx.feature.wps[wp_id].lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
 
 
 def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
@@ -86,6 +82,9 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
                 }
             continue
         deps = [d for d in wp.dependencies if d not in done_before]
+        # A WP whose file was deleted after kittydoit finished it keeps its done-marker as a file dependency of
+        # its dependants, so that deleting the file does not make them run again (see Feature.missing).
+        deps += [d for d in ctx.feature.missing.get(wp_id, ()) if ctx.paths.marker(d, "review").exists()]
         phases[wp_id, "implement"] = {
             "basename": wp_id,
             "name": "implement",
