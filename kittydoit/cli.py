@@ -37,9 +37,10 @@ from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
 
-  kittydoit init                 write dodo.py and .kittify/agents.yaml into this repository
+  kittydoit -n 4 run             implement and review every work package, four at a time (no set-up needed:
+                                 without .kittify/agents.yaml it uses the agent CLIs found on PATH)
+  kittydoit init                 optional: write an editable .kittify/agents.yaml and dodo.py (for plain doit)
   kittydoit agents [--check]     the agent CLIs: installed?, version, the command line of each role
-  kittydoit -n 4 run             implement and review every work package, four at a time
   kittydoit plan [-n 4]          what `run` would do: order, agents, graph, what is up to date
   kittydoit list                 the work packages, with their titles
   kittydoit forget WP03          make WP03 (and then what depends on it) run again
@@ -85,7 +86,7 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
 
 class Init(Command):  # type: ignore[misc]
     name = "init"
-    doc_purpose = "write dodo.py and a default .kittify/agents.yaml into this spec-kitty repository"
+    doc_purpose = "write dodo.py and an editable .kittify/agents.yaml into this spec-kitty repository"
     doc_usage = "[--force]"
     doc_description = (
         "Run it at the top of a spec-kitty repository (the folder holding kitty-specs/). It writes dodo.py, so "
@@ -93,6 +94,7 @@ class Init(Command):  # type: ignore[misc]
         "listed under agents.available in .kittify/config.yaml), the implementer and reviewer lists starting with "
         "agents of different vendors. Files that exist are kept unless --force is given. Nothing is written when "
         "no agent is found; the error then says how to install each one.\n\n"
+        "It is optional: a run without .kittify/agents.yaml uses the same settings without writing them.\n\n"
         "Example:\n  cd my-repo && kittydoit init && kittydoit agents --check && doit -n 4"
     )
     cmd_options = (
@@ -119,7 +121,9 @@ class Agents(Command):  # type: ignore[misc]
     doc_description = (
         "Lists the nine agents kittydoit knows (claude-code, codex, copilot, gemini, qwen, opencode, kilocode, "
         "augment, cursor) and the custom agents of .kittify/agents.yaml, with the exact command line each would "
-        "run per role (<prompt-file>, <worktree> stand for each WP's).\n\n"
+        "run per role (<prompt-file>, <worktree> stand for each WP's). Without .kittify/agents.yaml (or with a "
+        "broken one, said in one line) every agent shows as not configured, and the agents a run would use are "
+        "named.\n\n"
         "--check proves the command lines of the configured, enabled agents against the installed binaries "
         "without running a model: it appends an unknown flag and expects the CLI to reject only that one "
         "(opencode and kilocode, whose parsers do not name unknown flags, are checked against their --help). "
@@ -269,7 +273,10 @@ class PlanCmd(DoitCmdBase):  # type: ignore[misc]
     doc_description = (
         "Takes the same tasks as `run` (default: every WP). doit itself decides what is up to date, on a "
         "read-only copy of the feature's database, and hands out the tasks in the order a run would; with -n N "
-        "the plan shows which WPs start at once. Nothing is started and no file is written.\n\n"
+        "the plan shows which WPs start at once. It names the agents a run would use (without "
+        ".kittify/agents.yaml: those `kittydoit init` would write, for the agents on PATH) and, when a run would "
+        "not start, why (broken agent settings, no agent installed, a WP that would run depending on a WP that "
+        "does not exist). Nothing is started and no file is written.\n\n"
         "Examples:\n  kittydoit plan\n  kittydoit plan -n 4 WP03\n  kittydoit plan --json | jq .order"
     )
     cmd_options = (
