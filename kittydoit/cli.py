@@ -18,10 +18,10 @@ from typing import Any
 from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, detect, plan, scaffold, session, status
-from kittydoit.config import Config, load_config
+from kittydoit import __version__, detect, plan, scaffold, session, settings, status
+from kittydoit.config import Config
 from kittydoit.context import Paths
-from kittydoit.dodo import doit_namespace
+from kittydoit.dodo import doit_namespace, log_to_stderr
 from kittydoit.errors import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -37,9 +37,10 @@ from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
 
-  kittydoit init                 write dodo.py and .kittify/agents.yaml into this repository
+  kittydoit -n 4 run             implement and review every work package, four at a time (no set-up needed:
+                                 without .kittify/agents.yaml it uses the agent CLIs found on PATH)
+  kittydoit init                 optional: write an editable .kittify/agents.yaml and dodo.py (for plain doit)
   kittydoit agents [--check]     the agent CLIs: installed?, version, the command line of each role
-  kittydoit -n 4 run             implement and review every work package, four at a time
   kittydoit plan [-n 4]          what `run` would do: order, agents, graph, what is up to date
   kittydoit list                 the work packages, with their titles
   kittydoit forget WP03          make WP03 (and then what depends on it) run again
@@ -72,9 +73,12 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
         super().__init__()
         self.reporter: Reporter | None = None
         self.read_only = False  # set by commands that must not write anything, not even the parse cache
+        self.for_run = True  # whether the command runs tasks (it needs usable agent settings); set by the main
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        namespace = doit_namespace(None, feature=opt_values.get("feature"), cache=not self.read_only)
+        namespace = doit_namespace(
+            None, feature=opt_values.get("feature"), cache=not self.read_only, for_run=self.for_run
+        )
         self.reporter = namespace["DOIT_CONFIG"]["reporter"]
         os.chdir(self.reporter.ctx.paths.root)
         self.namespace = namespace
@@ -82,7 +86,7 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
 
 class Init(Command):  # type: ignore[misc]
     name = "init"
-    doc_purpose = "write dodo.py and a default .kittify/agents.yaml into this spec-kitty repository"
+    doc_purpose = "write dodo.py and an editable .kittify/agents.yaml into this spec-kitty repository"
     doc_usage = "[--force]"
     doc_description = (
         "Run it at the top of a spec-kitty repository (the folder holding kitty-specs/). It writes dodo.py, so "
@@ -90,6 +94,7 @@ class Init(Command):  # type: ignore[misc]
         "listed under agents.available in .kittify/config.yaml), the implementer and reviewer lists starting with "
         "agents of different vendors. Files that exist are kept unless --force is given. Nothing is written when "
         "no agent is found; the error then says how to install each one.\n\n"
+        "It is optional: a run without .kittify/agents.yaml uses the same settings without writing them.\n\n"
         "Example:\n  cd my-repo && kittydoit init && kittydoit agents --check && doit -n 4"
     )
     cmd_options = (
@@ -116,7 +121,9 @@ class Agents(Command):  # type: ignore[misc]
     doc_description = (
         "Lists the nine agents kittydoit knows (claude-code, codex, copilot, gemini, qwen, opencode, kilocode, "
         "augment, cursor) and the custom agents of .kittify/agents.yaml, with the exact command line each would "
-        "run per role (<prompt-file>, <worktree> stand for each WP's).\n\n"
+        "run per role (<prompt-file>, <worktree> stand for each WP's). Without .kittify/agents.yaml (or with a "
+        "broken one, said in one line) every agent shows as not configured, and the agents a run would use are "
+        "named.\n\n"
         "--check proves the command lines of the configured, enabled agents against the installed binaries "
         "without running a model: it appends an unknown flag and expects the CLI to reject only that one "
         "(opencode and kilocode, whose parsers do not name unknown flags, are checked against their --help). "
@@ -150,12 +157,23 @@ class Agents(Command):  # type: ignore[misc]
 
 
 def _repo_config() -> Config | None:
-    """Return the agent settings of the repository around the working directory, or None outside one."""
+    """Return the agent settings in the agents.yaml of the repository around the working directory.
+
+    None outside a repository and without a usable file (every agent is then listed as not configured): a
+    broken file is reported in one line, the defaults a run would use instead of a missing one are named.
+    """
     try:
         root = find_root(Path.cwd())
     except FeatureError:
         return None
-    return load_config(root) if (root / ".kittify" / "agents.yaml").is_file() else None
+    found = settings.resolve(root)
+    if found.source == "file" and found.problem is None:
+        return found.config
+    if found.source == "file" and found.problem is not None:
+        sys.stderr.write(f"kittydoit: {settings.one_line(found.problem)} (a run refuses to start until it is fixed)\n")
+    elif found.note:
+        sys.stderr.write(f"kittydoit: {found.note}\n")
+    return None
 
 
 def _agent_lines(row: dict[str, Any]) -> str:
@@ -255,7 +273,10 @@ class PlanCmd(DoitCmdBase):  # type: ignore[misc]
     doc_description = (
         "Takes the same tasks as `run` (default: every WP). doit itself decides what is up to date, on a "
         "read-only copy of the feature's database, and hands out the tasks in the order a run would; with -n N "
-        "the plan shows which WPs start at once. Nothing is started and no file is written.\n\n"
+        "the plan shows which WPs start at once. It names the agents a run would use (without "
+        ".kittify/agents.yaml: those `kittydoit init` would write, for the agents on PATH) and, when a run would "
+        "not start, why (broken agent settings, no agent installed, a WP that would run depending on a WP that "
+        "does not exist). Nothing is started and no file is written.\n\n"
         "Examples:\n  kittydoit plan\n  kittydoit plan -n 4 WP03\n  kittydoit plan --json | jq .order"
     )
     cmd_options = (
@@ -300,8 +321,10 @@ class GraphCmd(Command):  # type: ignore[misc]
     )  # fmt: skip
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        log_to_stderr()  # a dependency on a WP that does not exist is a warning here
         root = find_root(Path.cwd())
-        feature = load_feature(root, select_feature(root, params["feature"]))  # no parse cache: writes nothing
+        # no parse cache: writes nothing
+        feature = load_feature(root, select_feature(root, params["feature"]), strict=False)
         shown = {"mermaid": plan.mermaid, "dot": plan.dot}.get(params["format"])
         _emit(shown(feature) if shown else "\n".join(plan.graph_text(feature)))
         return EXIT_OK
@@ -321,6 +344,8 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         args = _command_first(args, set(commands))
         if args[0] in commands and any(a in ("--help", "-h") for a in args[1:]):
             return _code(super().run(["help", args[0]]))
+        command = commands.get_plugin(args[0]) if args[0] in commands else commands.get_plugin("run")
+        self.task_loader.for_run = bool(getattr(command, "execute_tasks", True))
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
         if reporter is not None and reporter.refusal is not None:

@@ -17,19 +17,23 @@ Logs and state live in a folder per feature, so two features of one repository n
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kittydoit.config import Config, load_config
+from kittydoit.config import Config
 from kittydoit.errors import FeatureError
 from kittydoit.feature import Feature, find_root, load_feature, select_feature
 from kittydoit.git import Git
 from kittydoit.process import ProcessRunner
 from kittydoit.prompts import Prompts
+from kittydoit.settings import Settings, one_line, resolve
 from kittydoit.speckitty import SpecKitty
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -134,15 +138,27 @@ class Context:
     main_pid: int = field(default_factory=os.getpid)
     # A 3.x mission's lanes move through spec-kitty: the run's session starts it (kittydoit.speckitty).
     speckitty: SpecKitty | None = None
+    settings: Settings | None = None  # where config came from (the file or init's defaults), what stops a run
 
 
-def load_context(start: Path, feature_name: str | None, *, cache: bool = True) -> Context:
-    """Find the repository at or above *start*, then read and check the feature and the settings."""
+def load_context(start: Path, feature_name: str | None, *, cache: bool = True, for_run: bool = True) -> Context:
+    """Find the repository at or above *start*, then read and check the feature and the settings.
+
+    *for_run*: every problem that would stop a run is an error, found before anything is written (the agent
+    settings are checked before the feature, whose loading writes the parse cache). Otherwise the context is
+    for reading: agent settings that are missing or broken, and dependencies on WPs that do not exist, are not
+    errors (see :mod:`kittydoit.settings` and :func:`kittydoit.feature.load_feature`).
+    """
     root = find_root(start)
     folder = select_feature(root, feature_name)
     paths = Paths(root=root, feature=folder.name)
-    feature = load_feature(root, folder, cache=paths.parsed if cache else None)
-    config = load_config(root)
+    settings = resolve(root)
+    if settings.problem is not None and for_run:
+        raise settings.problem
+    if settings.problem is not None and settings.source == "file":  # a reader needs no agents: only say it is broken
+        log.warning("%s (a run refuses to start until it is fixed)", one_line(settings.problem))
+    feature = load_feature(root, folder, cache=paths.parsed if cache else None, strict=for_run)
+    config = settings.config
     git = Git(root, paths.git_lock)
     if not git.is_repository():
         raise FeatureError(root, "is not a git repository; run `git init` and commit the feature first")
@@ -161,4 +177,5 @@ def load_context(start: Path, feature_name: str | None, *, cache: bool = True) -
     return Context(
         feature=feature, config=config, paths=paths, prompts=prompts, git=git, target_branch=target,
         speckitty=speckitty,
+        settings=settings,
     )  # fmt: skip

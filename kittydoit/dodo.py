@@ -13,6 +13,7 @@ from doit import get_var
 from doit.cmd_base import DodoTaskLoader, DoitCmdBase
 from doit.cmd_run import Run
 from doit.cmdparse import CmdOption, CmdParse, CmdParseError
+from doit.doit_cmd import DoitMain
 
 from kittydoit.context import Context, load_context
 from kittydoit.dispatch import use_definition_order
@@ -22,16 +23,24 @@ from kittydoit.workflow import check_templates
 
 
 def doit_namespace(
-    dodo_file: str | Path | None = None, *, feature: str | None = None, cache: bool = True
+    dodo_file: str | Path | None = None,
+    *,
+    feature: str | None = None,
+    cache: bool = True,
+    for_run: bool | None = None,
 ) -> dict[str, Any]:
     """Return ``DOIT_CONFIG`` and ``task_kittydoit`` for the repository holding *dodo_file* (or the cwd).
 
     The feature is *feature*, else the doit variable ``feature=...``, else the only one in kitty-specs/. Without
-    *cache* the WP files are parsed afresh and the parse cache is not written.
+    *cache* the WP files are parsed afresh and the parse cache is not written. *for_run* says whether the
+    command runs tasks, which needs usable agent settings (see :func:`kittydoit.context.load_context`); None
+    reads it off the command line, as plain ``doit`` will (:func:`runs_tasks`).
     """
-    _log_to_stderr()
+    log_to_stderr()
     start = Path(dodo_file).resolve().parent if dodo_file else Path.cwd()
-    ctx = load_context(start, feature or get_var("feature"), cache=cache)
+    if for_run is None:
+        for_run = runs_tasks(sys.argv[1:])
+    ctx = load_context(start, feature or get_var("feature"), cache=cache, for_run=for_run)
     check_templates(ctx)
     _pin_fork()
     use_definition_order()  # ready WPs start longest remaining chain first, not first come first served
@@ -62,6 +71,20 @@ def doit_config(ctx: Context) -> dict[str, Any]:
     }
 
 
+def runs_tasks(args: Sequence[str]) -> bool:
+    """Tell whether doit's command line *args* runs tasks (``run``, the default, or ``strace``).
+
+    Commands that only read or forget (``list``, ``info``, ``forget``, ...) need no agents, so they work without
+    usable agent settings. Read as doit reads it: loader options, then variables, then the command, if any.
+    """
+    rest = _without_loader_options(args)
+    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
+    commands = {cmd.get_name(): cmd for cmd in DoitMain.DOIT_CMDS}
+    if rest and rest[0] in commands:
+        return bool(commands[rest[0]].execute_tasks)
+    return True  # no command name first: doit runs `run` (another plugin's command is taken to run tasks too)
+
+
 def options_then_run(args: Sequence[str]) -> list[str] | None:
     """Return the task names of ``doit [options] run [tasks]``; None for any other command line.
 
@@ -69,11 +92,7 @@ def options_then_run(args: Sequence[str]) -> list[str] | None:
     as the name of a task, and stops: there is none. This reads *args* with doit's own option parser, as doit
     does, to find that case.
     """
-    loader = CmdParse([CmdOption(opt) for opt in DodoTaskLoader.cmd_options])
-    try:
-        _, rest = loader.parse_only(list(args))
-    except CmdParseError:
-        rest = list(args)
+    rest = _without_loader_options(args)
     rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
     if not rest or not rest[0].startswith("-"):
         return None  # a command first (`doit run -n 4`), or a task: doit reads it right
@@ -101,7 +120,17 @@ def run_as_task(tasks: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _log_to_stderr() -> None:
+def _without_loader_options(args: Sequence[str]) -> list[str]:
+    """Return *args* without the dodo loader's options (``-f dodo.py``), which doit reads before the command."""
+    loader = CmdParse([CmdOption(opt) for opt in DodoTaskLoader.cmd_options])
+    try:
+        _, rest = loader.parse_only(list(args))
+    except CmdParseError:
+        rest = list(args)
+    return list(rest)
+
+
+def log_to_stderr() -> None:
     """Show kittydoit's warnings (a corrupt state file set aside, leftovers stopped) as ``kittydoit: ...`` lines."""
     logger = logging.getLogger("kittydoit")
     if not logger.handlers:

@@ -47,7 +47,7 @@ class Event:
     """One thing that happened to a WP, as a line of text."""
 
     wp: str
-    kind: str  # started, attempt_failed, retried, fell_back, verdict, done, failed, blocked, skipped
+    kind: str  # started, attempt_failed, retried, fell_back, verdict, done, failed, blocked, skipped, note (wp "")
     text: str
 
 

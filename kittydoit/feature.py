@@ -7,7 +7,9 @@ names the file and the fix, and nothing has been started or changed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,9 +20,12 @@ from kittydoit.errors import FeatureError
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
+log = logging.getLogger(__name__)
+
 LANES = ("planned", "doing", "for_review", "done")  # spec-kitty 0.x; 3.x has nine (kittydoit.lanes.eventlog)
 SPECS_DIR = "kitty-specs"
 EVENTS_FILE = "status.events.jsonl"  # its presence makes a feature a spec-kitty 3.x mission
+FINISHED_3X = frozenset({"approved", "done", "canceled"})  # a 3.x WP in these lanes never runs again
 
 # Frontmatter fields that record progress rather than define the work: changing them never makes a WP stale.
 BOOKKEEPING = frozenset(
@@ -93,6 +98,9 @@ class Feature:
         from kittydoit.lanes.eventlog import LANES as LANES_3X  # noqa: PLC0415  # reading 0.x needs none of it
 
         return LANES_3X if self.format == "3.x" else LANES
+    # WP -> the ids its file lists under dependencies that no WP file has (a WP file deleted after its
+    # dependants were planned); they are left out of the WP's dependencies (see load_feature)
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tasks_dir(self) -> Path:
@@ -214,13 +222,18 @@ def _other_names(folder: Path) -> set[str]:
     return names
 
 
-def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature:
+def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict: bool = True) -> Feature:
     """Read and check every work package of the feature in *folder*.
 
     A folder holding ``status.events.jsonl`` is a spec-kitty 3.x mission (even when the log holds no transition
     yet): its lanes come from that log, never from a WP file's ``lane:``. Any other folder is a 0.x feature.
     With a *cache* folder, a WP file whose bytes are the same as when it was last parsed is taken from there:
     parsing the frontmatter (ruamel.yaml, about 3 ms a file) is most of what loading a big feature costs.
+
+    A dependency on a WP that has no file is left out of the dependant's dependencies and kept in
+    ``Feature.missing``. It matters only for a dependant that could still run: *strict* (for a run) makes that
+    an error naming every such dependency; a ``done`` dependant only gets a warning, as does every dependant
+    when not *strict* (reading a feature never fails for it).
     """
     tasks = folder / "tasks"
     if not tasks.is_dir():
@@ -248,7 +261,13 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
     without_file: dict[str, str] = {}
     if mission:
         ordered, without_file = _mission_lanes(root, folder, meta, ordered)
-    else:
+    finished = FINISHED_3X if mission else frozenset({"done"})
+    missing = _missing_dependencies(root, ordered, strict=strict, finished=finished)
+    for wp_id, ids in missing.items():
+        wp = ordered[wp_id]
+        kept = tuple(d for d in wp.dependencies if d not in ids)
+        ordered[wp_id] = replace(wp, dependencies=kept, after=tuple(d for d in wp.after if d not in ids))
+    if not mission:
         ordered = {wp_id: replace(wp, after=wp.dependencies) for wp_id, wp in ordered.items()}
     _check_dependencies(ordered)
     if cache is not None:
@@ -266,6 +285,7 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None) -> Feature
         format="3.x" if mission else "0.x",
         meta=meta,
         without_file=without_file,
+        missing=missing,
     )
 
 
@@ -319,7 +339,7 @@ def _execution_order(folder: Path, wps: Mapping[str, WorkPackage]) -> dict[str, 
                            "mission finalize-tasks` again or remove it") from None  # fmt: skip
     order: dict[str, list[str]] = {}
     for lane_id, members in lanes.items():
-        for before, wp_id in zip(members, members[1:], strict=False):
+        for before, wp_id in itertools.pairwise(members):
             order.setdefault(wp_id, []).append(before)
         if members:
             for needed in needs.get(lane_id, []):
@@ -525,12 +545,59 @@ def _title(doc: WPDocument, wp_id: str) -> str:
     return match.group(1) if match else wp_id
 
 
-def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
+def _missing_dependencies(
+    root: Path, wps: Mapping[str, WorkPackage], *, strict: bool, finished: frozenset[str] = frozenset({"done"})
+) -> dict[str, tuple[str, ...]]:
+    """Return, per WP, its dependencies that no WP file has; refuse those that matter when *strict*.
+
+    A ``done`` WP never runs again, so its missing dependency is a warning. Any other WP would run and need it:
+    with *strict* every such dependency is named in one error, otherwise each is a warning.
+    """
     known = ", ".join(wps)
-    for wp in wps.values():
-        for dep in wp.after:
-            if dep not in wps:
-                raise FeatureError(wp.path, f"dependency '{dep}' does not exist (work packages: {known})")
+    missing = {wp.id: ids for wp in wps.values() if (ids := tuple(d for d in wp.dependencies if d not in wps))}
+    refused: list[tuple[Path, str]] = []
+    for wp_id, ids in missing.items():
+        wp = wps[wp_id]
+        for dep in ids:
+            if wp.lane in finished:
+                log.warning(
+                    "%s: dependency '%s' does not exist; %s is done, so it is skipped and nothing waits for %s",
+                    _relative(root, wp.path), dep, wp_id, dep,
+                )
+            elif strict:
+                refused.append((wp.path, dep))
+            else:
+                log.warning(
+                    "%s: dependency '%s' does not exist; a run refuses to start until it is removed from "
+                    "dependencies (or %s's file is restored)",
+                    _relative(root, wp.path), dep, dep,
+                )
+    if len(refused) == 1:
+        path, dep = refused[0]
+        raise FeatureError(
+            path,
+            f"dependency '{dep}' does not exist (work packages: {known}); remove it from dependencies "
+            f"(or restore {dep}'s file)",
+        )
+    if refused:
+        lines = [f"  - {_relative(root, path)}: dependency '{dep}' does not exist" for path, dep in refused]
+        raise FeatureError(
+            None,
+            f"{len(refused)} dependencies of work packages that would run do not exist (work packages: {known}); "
+            "remove them from dependencies (or restore those WP files):\n" + "\n".join(lines),
+        )
+    return missing
+
+
+def _relative(root: Path, path: Path) -> str:
+    """Return *path* relative to *root* when it lies under it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _check_dependencies(wps: Mapping[str, WorkPackage]) -> None:
     cycle = find_cycle({w.id: w.after for w in wps.values()})
     if cycle:
         raise FeatureError(

@@ -109,6 +109,8 @@ class Plan:
     agents: tuple[AgentChoice, ...]
     warnings: tuple[str, ...] = field(default=())
     at_once: int = 1  # agents that can run at once: -n, capped by global_concurrency
+    agents_source: str = "file"  # "file": .kittify/agents.yaml; "defaults": what `kittydoit init` would write
+    refusals: tuple[str, ...] = ()  # why a run would not start (broken settings, no agent, missing dependencies)
 
     @property
     def to_run(self) -> list[WPPlan]:
@@ -147,6 +149,8 @@ class Plan:
                 for wp in self.wps
             ],
             "warnings": list(self.warnings),
+            "agents_source": self.agents_source,
+            "run_refused": list(self.refusals),
         }
 
 
@@ -190,7 +194,20 @@ def make_plan(
         agents=choose_agents(ctx.config, _cooling(ctx.paths.health, ctx.clock().timestamp()), installed),
         warnings=tuple(check.warnings),
         at_once=at_once,
+        agents_source=ctx.settings.source if ctx.settings else "file",
+        refusals=tuple(refusals(ctx)),
     )
+
+
+def refusals(ctx: Context) -> list[str]:
+    """Return why a run would not start, though reading the feature works: each reason as a message."""
+    found = [str(ctx.settings.problem)] if ctx.settings is not None and ctx.settings.problem else []
+    feature = ctx.feature
+    for wp_id, ids in feature.missing.items():
+        if feature.wps[wp_id].lane != "done":
+            path = feature.relpath(feature.wps[wp_id].path)
+            found += [f"{path}: dependency '{dep}' does not exist; remove it from dependencies" for dep in ids]
+    return found
 
 
 def choose_agents(
@@ -328,10 +345,14 @@ def render(plan: Plan, feature: Feature) -> str:
     count = f"{len(plan.wps)} work package{'' if len(plan.wps) == 1 else 's'}"
     lines = [f"Plan for {plan.feature}: {count}, {len(run)} to run, {len(done)} up to date."
              " Nothing was started or changed."]
+    lines += _refusal_lines(plan.refusals)
     lines.append("")
-    lines.append("Agents")
+    defaults = " (no .kittify/agents.yaml: those `kittydoit init` would write, for the agents on PATH)"
+    lines.append("Agents" + (defaults if plan.agents_source == "defaults" else ""))
     for choice in plan.agents:
-        shown = choice.agent or "none usable: this phase would fail"
+        shown = choice.agent or (
+            "none usable: this phase would fail" if choice.candidates else "none: a run would not start"
+        )
         if choice.single_agent:
             shown += " (single-agent mode: it reviews its own work)"
         lines.append(f"  {choice.role:<15} {shown}")
@@ -361,6 +382,12 @@ def render(plan: Plan, feature: Feature) -> str:
     lines += ["", "Dependency graph (each WP above the ones that need it)"]
     lines += ["  " + line for line in graph_text(feature, marks)]
     return "\n".join(lines)
+
+
+def _refusal_lines(refusals: Sequence[str]) -> list[str]:
+    if not refusals:
+        return []
+    return ["", "A run would not start:", *("  - " + text.replace("\n", "\n    ") for text in refusals)]
 
 
 def graph_text(feature: Feature, marks: Mapping[str, str] | None = None) -> list[str]:

@@ -169,6 +169,8 @@ class Reporter:
             forced = self.environ.get(PROGRESS_ENV, "").strip().lower() == "live"
             self._view = LiveView(self.out, force_terminal=forced)
         self._view.start(self._snapshot())
+        if self.ctx.settings is not None and self.ctx.settings.note:  # no agents.yaml: which agents, and why
+            self._view.event(Event("", "note", self.ctx.settings.note), self._stamp())
 
     def get_status(self, task: Any) -> None:
         pass

@@ -85,12 +85,20 @@ def install_help() -> str:
     return "\n".join(f"  {spec.id:12} {spec.install}" for spec in BUILTIN.values())
 
 
-def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None) -> str:
-    """Return a commented agents.yaml for the agents on PATH and those ``.kittify/config.yaml`` lists."""
+def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None, *, versions: bool = True) -> str:
+    """Return a commented agents.yaml for the agents on PATH and those ``.kittify/config.yaml`` lists.
+
+    Without *versions* the agents' versions are not asked for (they only go into comments): a run that uses
+    these defaults without a file (see :mod:`kittydoit.settings`) needs no agent process started to decide.
+    """
     available, preferred = _spec_kitty_hints(root)
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = dict(
-            zip(BUILTIN, pool.map(lambda spec: detect.find(spec, env=env), BUILTIN.values()), strict=True)
+            zip(
+                BUILTIN,
+                pool.map(lambda spec: detect.find(spec, env=env, version=versions), BUILTIN.values()),
+                strict=True,
+            )
         )
     chosen = [agent_id for agent_id in BUILTIN if found[agent_id] or agent_id in available]
     if not chosen:

@@ -28,11 +28,11 @@ from typing import IO, Any
 
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
+from kittydoit.feature import FINISHED_3X
 from kittydoit.lanes.orchestrated import refused_policies
 from kittydoit.process import stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
-from kittydoit.tasks import FINISHED_3X
 
 log = logging.getLogger(__name__)
 

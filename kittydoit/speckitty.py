@@ -112,7 +112,8 @@ class SpecKitty:
         code, out, err = self.run("orchestrator-api", verb, *args)
         envelope = _envelope(out)
         if envelope is None:
-            raise SpecKittyFailure(f"spec-kitty orchestrator-api {verb} gave no answer (exit {code}): {_tail(err, out)}")
+            answer = _tail(err, out)
+            raise SpecKittyFailure(f"spec-kitty orchestrator-api {verb} gave no answer (exit {code}): {answer}")
         if not envelope.get("success"):
             data = envelope.get("data") or {}
             message = data.get("message") if isinstance(data, dict) else None
@@ -243,7 +244,8 @@ def _local_check_policy(args: Mapping[str, Any]) -> dict[str, Any]:
 def _local_review_cycle(args: Mapping[str, Any]) -> dict[str, Any]:
     folder = Path(args["root"]) / "kitty-specs" / args["mission"] / "tasks" / args["wp_slug"]
     folder.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in folder.glob("review-cycle-*.md") if (m := re.fullmatch(r"review-cycle-(\d+)\.md", p.name))]
+    names = (re.fullmatch(r"review-cycle-(\d+)\.md", p.name) for p in folder.glob("review-cycle-*.md"))
+    numbers = [int(m.group(1)) for m in names if m]
     cycle = max(numbers, default=0) + 1
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path = folder / f"review-cycle-{cycle}.md"
@@ -275,8 +277,8 @@ def _interpreter(binary: Path) -> Path | None:
 
 def _envelope(text: str) -> dict[str, Any] | None:
     """Return the JSON object a spec-kitty command printed (its last JSON line), or None."""
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
+    for raw in reversed(text.strip().splitlines()):
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 value = json.loads(line)

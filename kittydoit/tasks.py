@@ -23,11 +23,9 @@ from doit.tools import config_changed
 
 from kittydoit import prompts, workflow
 from kittydoit.context import Context
+from kittydoit.feature import FINISHED_3X
 
 PHASES = ("implement", "review")
-
-
-FINISHED_3X = frozenset({"approved", "done", "canceled"})  # a 3.x WP in these lanes never runs
 
 
 def externally_done(ctx: Context, wp_id: str) -> bool:
@@ -95,6 +93,9 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
                 }
             continue
         deps = [d for d in wp.after if d not in done_before]
+        # A WP whose file was deleted after kittydoit finished it keeps its done-marker as a file dependency of
+        # its dependants, so that deleting the file does not make them run again (see Feature.missing).
+        deps += [d for d in ctx.feature.missing.get(wp_id, ()) if ctx.paths.marker(d, "review").exists()]
         phases[wp_id, "implement"] = {
             "basename": wp_id,
             "name": "implement",

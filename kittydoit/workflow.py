@@ -37,7 +37,7 @@ from kittydoit.context import Context
 from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
-from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, LaneStore, Lanes
+from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, Lanes, LaneStore
 from kittydoit.lanes.orchestrated import MissionLanes
 from kittydoit.process import interrupt_once
 from kittydoit.slots import Slots

@@ -171,3 +171,20 @@ def make_repo(
 def diamond(tmp_path: Path) -> Repo:
     """WP01; WP02 and WP03 after it; WP04 after both."""
     return make_repo(tmp_path / "repo", {"WP01": [], "WP02": ["WP01"], "WP03": ["WP01"], "WP04": ["WP02", "WP03"]})
+
+
+@pytest.fixture(scope="session")
+def spec_kitty_bin() -> Path:
+    """The folder holding spec-kitty 3.2.7's ``spec-kitty`` (installed once per machine, see tests/spec_kitty.py).
+
+    Skipped, with the reason, when the package index cannot be reached and nothing is cached, or when
+    ``KITTYDOIT_SKIP_SPEC_KITTY`` is set.
+    """
+    from tests import spec_kitty  # noqa: PLC0415  # only the tests that need spec-kitty import it
+
+    if os.environ.get("KITTYDOIT_SKIP_SPEC_KITTY"):
+        pytest.skip("spec-kitty tier skipped: KITTYDOIT_SKIP_SPEC_KITTY is set")
+    try:
+        return spec_kitty.install()
+    except spec_kitty.Unavailable as error:
+        pytest.skip(f"spec-kitty tier skipped: {error}")

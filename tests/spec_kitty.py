@@ -27,8 +27,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 VERSION = "3.2.7"
 CACHE = Path(os.environ.get("KITTYDOIT_SPEC_KITTY_CACHE") or Path.home() / ".cache" / "kittydoit-spec-kitty") / VERSION
 CORPUS = Path(__file__).with_name("corpus") / "v3" / "kitty-specs"
@@ -81,17 +79,6 @@ def _index_unreachable() -> str | None:
             return None
     except OSError as error:
         return f"the package index ({index}) cannot be reached: {error}"
-
-
-@pytest.fixture(scope="session")
-def spec_kitty_bin() -> Path:
-    """The folder holding spec-kitty 3.2.7's ``spec-kitty``; the test is skipped when it cannot be installed."""
-    if os.environ.get("KITTYDOIT_SKIP_SPEC_KITTY"):
-        pytest.skip("spec-kitty tier skipped: KITTYDOIT_SKIP_SPEC_KITTY is set")
-    try:
-        return install()
-    except Unavailable as error:
-        pytest.skip(f"spec-kitty tier skipped: {error}")
 
 
 def ulid() -> str:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_repo
+from conftest import git, make_repo
 
 from kittydoit.agents import BUILTIN
 from kittydoit.config import load_config, parse_config
@@ -131,16 +131,25 @@ def test_single_agent_mode_uses_one_agent_for_both_roles() -> None:
     assert [a.id for a in config.candidates("review")] == ["claude-code"] and config.review_delay_seconds == 0
 
 
-def test_a_config_mistake_is_one_clear_message_and_exit_3_without_traceback(tmp_path: Path) -> None:
+def test_a_config_mistake_stops_a_run_with_exit_3_and_is_one_warning_line_for_readers(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"WP01": []})
     (repo.root / ".kittify" / "agents.yaml").write_text(
         "agents:\n  codex: {max_concurrent: -1}\nmax_retries: x\n"
     )
-    result = repo.kittydoit("list")
+    git(repo.root, "commit", "-qam", "broken settings")
+    result = repo.kittydoit("run")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "agents.codex.max_concurrent: must be >= 1, not -1" in result.stderr
     assert "max_retries: must be a whole number >= 0, not 'x'" in result.stderr
+    assert git(repo.root, "status", "--porcelain", "--ignored") == "" and repo.calls() == []
+
+    listed = repo.kittydoit("list")  # reading the feature needs no agents: one line says what is wrong
+    assert listed.returncode == 0 and listed.stdout.startswith("WP01        Title of WP01")
+    assert listed.stderr.splitlines() == [
+        "kittydoit: .kittify/agents.yaml: 2 problems: agents.codex.max_concurrent: must be >= 1, not -1; "
+        "max_retries: must be a whole number >= 0, not 'x' (a run refuses to start until it is fixed)"
+    ]
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

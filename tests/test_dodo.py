@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kittydoit.dodo import options_then_run
+from kittydoit.dodo import options_then_run, runs_tasks
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,26 @@ from kittydoit.dodo import options_then_run
 )
 def test_options_then_run_is_found_with_doits_own_parser(argv: str, tasks: list[str] | None) -> None:
     assert options_then_run(argv.split()) == tasks
+
+
+@pytest.mark.parametrize(
+    ("argv", "runs"),
+    [
+        ("", True),
+        ("-n 4", True),
+        ("run WP03", True),
+        ("-n 4 run", True),
+        ("feature=002-x", True),
+        ("WP03", True),
+        ("strace WP03", True),
+        ("list", False),
+        ("list --all", False),
+        ("-f dodo.py list", False),
+        ("feature=002-x list", False),
+        ("info WP03", False),
+        ("forget WP03", False),
+        ("help run", False),
+    ],
+)
+def test_runs_tasks_tells_the_commands_that_need_agents(argv: str, runs: bool) -> None:
+    assert runs_tasks(argv.split()) is runs

@@ -273,3 +273,42 @@ def test_a_lane_move_refreshes_the_cache(tmp_path: Path) -> None:
     assert load_feature(tmp_path, folder, cache=cache).wps["WP01"].lane == "doing"
     assert (cache / "WP01-a.md.json").read_text() == entry  # found in the cache: not parsed and written again
     assert load_feature(tmp_path, folder).wps["WP01"] == load_feature(tmp_path, folder, cache=cache).wps["WP01"]
+
+
+def test_a_done_wp_may_depend_on_a_deleted_wp_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_feature(
+        tmp_path,
+        {"WP02-b.md": wp_text("WP02", ["WP01"], lane="done"),
+         "WP03-c.md": wp_text("WP03", ["WP01", "WP02"], lane="done"), "WP04-d.md": wp_text("WP04", ["WP02"])},
+    )  # fmt: skip
+    cache = tmp_path / "cache"
+    feature = load_feature(tmp_path, folder, cache=cache)
+    assert feature.missing == {"WP02": ("WP01",), "WP03": ("WP01",)}
+    assert feature.wps["WP02"].dependencies == () and feature.wps["WP03"].dependencies == ("WP02",)
+    assert feature.schedule_order() == ["WP02", "WP03", "WP04"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"kitty-specs/{FEATURE}/tasks/{name}: dependency 'WP01' does not exist; {wp} is done, so it is skipped and "
+        "nothing waits for WP01"
+        for wp, name in (("WP02", "WP02-b.md"), ("WP03", "WP03-c.md"))
+    ]
+    assert load_feature(tmp_path, folder, cache=cache).wps == feature.wps  # cached as written, filtered again
+
+
+def test_every_deleted_dependency_of_wps_that_would_run_is_named_at_once(tmp_path: Path) -> None:
+    folder = write_feature(
+        tmp_path,
+        {"WP02-b.md": wp_text("WP02", ["WP01"], lane="doing"), "WP03-c.md": wp_text("WP03", ["WP01", "WP09"]),
+         "WP04-d.md": wp_text("WP04", ["WP01"], lane="done")},
+    )  # fmt: skip
+    with pytest.raises(FeatureError) as caught:
+        load_feature(tmp_path, folder, cache=tmp_path / "cache")
+    assert str(caught.value).splitlines() == [
+        "3 dependencies of work packages that would run do not exist (work packages: WP02, WP03, WP04); remove them "
+        "from dependencies (or restore those WP files):",
+        f"  - kitty-specs/{FEATURE}/tasks/WP02-b.md: dependency 'WP01' does not exist",
+        f"  - kitty-specs/{FEATURE}/tasks/WP03-c.md: dependency 'WP01' does not exist",
+        f"  - kitty-specs/{FEATURE}/tasks/WP03-c.md: dependency 'WP09' does not exist",
+    ]
+    assert not (tmp_path / "cache").exists()
+    read = load_feature(tmp_path, folder, strict=False)  # reading the feature never fails for it
+    assert read.missing == {"WP02": ("WP01",), "WP03": ("WP01", "WP09"), "WP04": ("WP01",)}

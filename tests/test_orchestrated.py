@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.spec_kitty import Mission, mission_repo, spec_kitty_bin  # noqa: F401  # the fixture is used by name
+from tests.spec_kitty import Mission, mission_repo
 
 pytestmark = [pytest.mark.spec_kitty, pytest.mark.slow]
 
@@ -55,7 +56,9 @@ def _last_end(mission: Mission, role: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("name", ["mission-type-guard-registry-01KZY2FG", "080-ci-hardening-and-lint-cleanup"])
-def test_a_reopened_mission_runs_to_approved_through_spec_kitty(tmp_path: Path, spec_kitty_bin: Path, name: str) -> None:
+def test_a_reopened_mission_runs_to_approved_through_spec_kitty(
+    tmp_path: Path, spec_kitty_bin: Path, name: str
+) -> None:
     mission = mission_repo(tmp_path, name, spec_kitty=spec_kitty_bin)
     before = mission.log.read_bytes()
     result = mission.kittydoit("-n", "2", "run")
@@ -100,7 +103,9 @@ def test_a_rejected_review_is_recorded_as_spec_kitty_records_one(tmp_path: Path,
     assert "Cover the strict split with a test." in prompt
 
 
-def test_kill_9_mid_run_then_a_rerun_finishes_without_redoing_approved_wps(tmp_path: Path, spec_kitty_bin: Path) -> None:
+def test_kill_9_mid_run_then_a_rerun_finishes_without_redoing_approved_wps(
+    tmp_path: Path, spec_kitty_bin: Path
+) -> None:
     mission = mission_repo(tmp_path, "feature-alias-removal-01KW0N87", spec_kitty=spec_kitty_bin)
     gate = tmp_path / "gate"
     mission.plan({"WP03": {"implement": [{"wait": str(gate)}, {}]}})
@@ -160,7 +165,9 @@ def test_an_agent_whose_flags_spec_kitty_refuses_stops_the_run_before_any_agent(
     assert mission.log.read_bytes() == before
 
 
-def test_plain_commands_serve_when_spec_kittys_interpreter_cannot_be_found(tmp_path: Path, spec_kitty_bin: Path) -> None:
+def test_plain_commands_serve_when_spec_kittys_interpreter_cannot_be_found(
+    tmp_path: Path, spec_kitty_bin: Path
+) -> None:
     wrapper = tmp_path / "wrapped-bin"
     wrapper.mkdir()
     script = wrapper / "spec-kitty"
@@ -177,7 +184,7 @@ def test_a_missing_spec_kitty_is_refused_in_one_line_saying_how_to_install_it(tm
     mission = mission_repo(tmp_path, "mission-type-guard-registry-01KZY2FG", spec_kitty=None)
     empty = tmp_path / "no-spec-kitty"
     empty.mkdir()
-    (empty / "git").symlink_to(subprocess.run(["which", "git"], capture_output=True, text=True).stdout.strip())
+    (empty / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
     mission.env["PATH"] = f"{empty}{os.pathsep}{Path(sys.executable).parent}"
     before = mission.log.read_bytes()
     result = mission.kittydoit("run")

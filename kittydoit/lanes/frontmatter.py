@@ -28,7 +28,6 @@ from kittydoit.lanes.base import NO_DETAILS, Feedback, LaneError
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
-
 if TYPE_CHECKING:
     from kittydoit.config import AgentSettings
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from kittydoit import __version__
 from kittydoit.config import AgentSettings
-from kittydoit.feature import Feature
-from kittydoit.feature import mission_log
+from kittydoit.feature import Feature, mission_log
+from kittydoit.git import Git
 from kittydoit.lanes import eventlog
 from kittydoit.lanes.base import NO_DETAILS, Feedback, LaneError
 from kittydoit.speckitty import SpecKitty, SpecKittyFailure
@@ -135,7 +135,7 @@ class MissionLanes:
         if entry.lane not in IMPLEMENTED:
             return None
         done = next((t for t in reversed(entry.transitions) if t.to_lane == "for_review"), None)
-        return (done.actor.split(":", 1)[0] if done is not None else None) or "unknown"
+        return str(done.actor).split(":", 1)[0] if done is not None and done.actor else "unknown"
 
     def location(self, wp_id: str) -> str:
         """Return where a person sees and changes the WP's lane."""
@@ -176,7 +176,7 @@ class MissionLanes:
 
     # ---- implementing -------------------------------------------------------------------------------------
 
-    def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Any) -> tuple[Path, str] | None:
+    def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Git) -> tuple[Path, str] | None:
         """Start (or resume) implementing *wp_id*; return its workspace and the commit its own work starts from."""
         held = self.held_by_others(wp_id)
         if held:
@@ -197,7 +197,7 @@ class MissionLanes:
                                                   policy=implementing))  # fmt: skip
         return workspace, self._base(wp_id, workspace, git)
 
-    def _keep_leftovers(self, wp_id: str, git: Any) -> None:
+    def _keep_leftovers(self, wp_id: str, git: Git) -> None:
         try:
             workspace = self.workspace(wp_id)
         except LaneError:
@@ -217,7 +217,7 @@ class MissionLanes:
         # the main checkout, as kittydoit then does.
         return self.feature.root
 
-    def _base(self, wp_id: str, workspace: Path, git: Any) -> str:
+    def _base(self, wp_id: str, workspace: Path, git: Git) -> str:
         """Return the commit *wp_id*'s own change starts from, kept across runs (a lane's WPs share a worktree)."""
         path = self.base_dir / f"{wp_id}.base"
         head = git.rev("HEAD", cwd=workspace)
@@ -239,7 +239,7 @@ class MissionLanes:
         """Mark the WP's subtasks done and move it to for_review."""
         self._mark_subtasks(wp_id)
         self._api("transition", wp_id, "--to", "for_review", actor=_actor(agent, "implementer"),
-                  policy=policy([agent], "implementation"), note="Implementation ready for review (kittydoit)")  # fmt: skip
+                  policy=policy([agent], "implementation"), note="Implementation ready for review")  # fmt: skip
 
     def implementation_failed(self, wp_id: str, agent: str, reason: str) -> None:
         """Move a WP whose implementation failed back to planned, with the reason."""
@@ -346,7 +346,8 @@ def refused_policies(speckitty: SpecKitty, config: Any) -> list[str]:
         for agent in config.candidates(role):
             answer = speckitty.function("check_policy", {"policy": policy([agent], role)})
             if answer.get("refused"):
-                where = f"agents.{agent.id}.command" if agent.spec.vendor.startswith("custom:") else f"agents.{agent.id}"
+                custom = agent.spec.vendor.startswith("custom:")
+                where = f"agents.{agent.id}.command" if custom else f"agents.{agent.id}"
                 flags = ", ".join(policy([agent], role)["dangerous_flags"]) or "its flags"
                 problems.append(
                     f"{agent.id} ({role}): spec-kitty refuses its policy ({answer['refused']}); remove {flags} from "
