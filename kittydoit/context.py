@@ -163,11 +163,11 @@ def load_context(start: Path, feature_name: str | None, *, cache: bool = True, f
     if not git.is_repository():
         raise FeatureError(root, "is not a git repository; run `git init` and commit the feature first")
     target = feature.target_branch or git.current_branch()
-    if not target:
+    if not target and for_run:
         raise FeatureError(
             folder / "meta.json", "has no target_branch and HEAD is detached; set target_branch, e.g. \"main\""
         )
-    if not git.branch_exists(target):
+    if for_run and not git.branch_exists(target or ""):  # reading a feature needs no branch
         raise FeatureError(
             folder / "meta.json" if feature.target_branch else root,
             f"target branch '{target}' does not exist or has no commits; create it or fix target_branch",
@@ -175,7 +175,7 @@ def load_context(start: Path, feature_name: str | None, *, cache: bool = True, f
     prompts = Prompts(root)
     speckitty = SpecKitty(root) if feature.format == "3.x" else None
     return Context(
-        feature=feature, config=config, paths=paths, prompts=prompts, git=git, target_branch=target,
+        feature=feature, config=config, paths=paths, prompts=prompts, git=git, target_branch=target or "HEAD",
         speckitty=speckitty,
         settings=settings,
     )  # fmt: skip
