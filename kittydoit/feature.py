@@ -103,12 +103,17 @@ class Feature:
     missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
+    def finished(self) -> frozenset[str]:
+        """The lanes in which a WP never runs again (0.x: done; 3.x: approved, done, canceled)."""
+        return FINISHED_3X if self.format == "3.x" else frozenset({"done"})
+
+    @property
     def tasks_dir(self) -> Path:
         return self.path / "tasks"
 
     def dependants(self, wp_id: str) -> list[str]:
         """Return the WPs that list *wp_id* as a dependency."""
-        return [w.id for w in self.wps.values() if wp_id in w.after]
+        return [w.id for w in self.wps.values() if wp_id in w.dependencies]
 
     def chain_lengths(self) -> dict[str, int]:
         """Return, per WP, the number of WPs on the longest dependency chain that starts at it."""
@@ -261,8 +266,9 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
     without_file: dict[str, str] = {}
     if mission:
         ordered, without_file = _mission_lanes(root, folder, meta, ordered)
-    finished = FINISHED_3X if mission else frozenset({"done"})
-    missing = _missing_dependencies(root, ordered, strict=strict, finished=finished)
+    missing = _missing_dependencies(
+        root, ordered, strict=strict, finished=FINISHED_3X if mission else frozenset({"done"})
+    )
     for wp_id, ids in missing.items():
         wp = ordered[wp_id]
         kept = tuple(d for d in wp.dependencies if d not in ids)

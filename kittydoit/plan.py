@@ -36,11 +36,17 @@ from kittydoit.errors import UserError
 from kittydoit.feature import Feature
 from kittydoit.tasks import externally_done
 
-LANE_COLOURS = {  # fill, stroke
+LANE_COLOURS = {  # fill, stroke; 0.x has the first four lanes, 3.x planned, for_review, done and the rest
     "planned": ("#f1f3f5", "#868e96"),
     "doing": ("#fff3bf", "#f08c00"),
     "for_review": ("#d0ebff", "#1c7ed6"),
     "done": ("#d3f9d8", "#2f9e44"),
+    "claimed": ("#fff9db", "#fab005"),
+    "in_progress": ("#fff3bf", "#f08c00"),
+    "in_review": ("#a5d8ff", "#1971c2"),
+    "approved": ("#ebfbee", "#37b24d"),
+    "blocked": ("#ffe3e3", "#e03131"),
+    "canceled": ("#e9ecef", "#495057"),
 }
 _HOLD = "hold on"  # what doit's dispatcher yields when no task is ready while others run
 
@@ -181,7 +187,7 @@ def make_plan(
         if wp_id in by_wp:
             why = check.why[f"{wp_id}:{by_wp[wp_id][0]}"]  # the first of its tasks to run says why
         elif externally_done(ctx, wp_id):
-            why = "lane done before kittydoit"
+            why = f"lane {wp.lane} in spec-kitty" if feature.format == "3.x" else "lane done before kittydoit"
         else:
             why = "done, and nothing it depends on changed since"
         wps.append(WPPlan(wp_id, wp.title, wp.lane, wp.dependencies, tuple(by_wp.get(wp_id, ())), why))
@@ -204,7 +210,7 @@ def refusals(ctx: Context) -> list[str]:
     found = [str(ctx.settings.problem)] if ctx.settings is not None and ctx.settings.problem else []
     feature = ctx.feature
     for wp_id, ids in feature.missing.items():
-        if feature.wps[wp_id].lane != "done":
+        if feature.wps[wp_id].lane not in feature.finished:
             path = feature.relpath(feature.wps[wp_id].path)
             found += [f"{path}: dependency '{dep}' does not exist; remove it from dependencies" for dep in ids]
     return found
@@ -419,11 +425,12 @@ def mermaid(feature: Feature) -> str:
     lines = ["flowchart TD"]
     lines += [f'    {wp.id}["{_mermaid_text(wp.id + ": " + wp.title)}"]' for wp in feature.wps.values()]
     lines += [f"    {dep} --> {wp.id}" for wp in feature.wps.values() for dep in wp.dependencies]
-    for lane in LANE_COLOURS:
+    for lane in feature.lanes:
         members = [wp.id for wp in feature.wps.values() if wp.lane == lane]
         if members:
             lines.append(f"    class {','.join(members)} {lane}")
-    for lane, (fill, stroke) in LANE_COLOURS.items():
+    for lane in feature.lanes:
+        fill, stroke = LANE_COLOURS[lane]
         lines.append(f"    classDef {lane} fill:{fill},stroke:{stroke},color:#212529")
     return "\n".join(lines)
 

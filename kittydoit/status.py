@@ -14,7 +14,8 @@ from typing import Any
 
 from kittydoit.context import Paths
 from kittydoit.errors import UserError
-from kittydoit.feature import find_root, select_feature
+from kittydoit.feature import EVENTS_FILE, find_root, load_feature, select_feature
+from kittydoit.lanes.eventlog import LANES as LANES_3X
 from kittydoit.session import running_pid
 from kittydoit.state import BLOCKED, DONE, FAILED, PENDING, RUNNING, SKIPPED, load, read_json
 
@@ -29,6 +30,7 @@ class Status:
     agents: dict[str, Any]
     pid: int | None  # the orchestrator's pid while the run is going
     counts: dict[str, int] = field(default_factory=dict)
+    lanes: dict[str, str] = field(default_factory=dict)  # a 3.x mission's WP lanes, from its event log now
 
     @property
     def running(self) -> bool:
@@ -44,6 +46,7 @@ class Status:
             "active": {wp: r for wp, r in self.wps.items() if r.get("status") == RUNNING},
             "wps": self.wps,
             "agents": self.agents,
+            "lanes": self.lanes,
         }
 
 
@@ -89,7 +92,19 @@ def read_status(start: Path, feature: str | None) -> Status:
     for record in wps.values():
         counts[record.get("status", PENDING)] = counts.get(record.get("status", PENDING), 0) + 1
     agents = read_json(paths.health) or entry.get("agents", {})
-    return Status(name, entry.get("run", {}), wps, agents, pid, counts)
+    return Status(name, entry.get("run", {}), wps, agents, pid, counts, _mission_lanes(root, name))
+
+
+def _mission_lanes(root: Path, name: str) -> dict[str, str]:
+    """Return a 3.x mission's WP lanes as its event log says now ({} for a 0.x feature, or one that fails to read)."""
+    folder = root / "kitty-specs" / name
+    if not (folder / EVENTS_FILE).exists():
+        return {}
+    try:
+        feature = load_feature(root, folder, strict=False)
+    except UserError:
+        return {}  # `kittydoit list` names the problem; status still shows the run
+    return {wp.id: wp.lane for wp in feature.wps.values()}
 
 
 def render(status: Status, now: datetime | None = None) -> str:
@@ -112,6 +127,9 @@ def render(status: Status, now: datetime | None = None) -> str:
         if status.counts.get(key):
             parts.append(f"{status.counts[key]} {key}")
     lines.append("  " + " · ".join(parts))
+    if status.lanes:
+        by_lane = {lane: sum(1 for v in status.lanes.values() if v == lane) for lane in LANES_3X}
+        lines.append("  lanes in spec-kitty: " + " · ".join(f"{n} {lane}" for lane, n in by_lane.items() if n))
     lines += _active_lines(status, now) + _problem_lines(status) + _agent_lines(status)
     return "\n".join(lines)
 

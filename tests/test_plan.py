@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_AGENT, FEATURE, Repo, git, make_repo
+from conftest import CORPUS, FAKE_AGENT, FEATURE, Repo, git, make_repo
 from test_run import wait_for
 
 RUN_AFTER = "runs again after"
@@ -204,3 +206,34 @@ def test_every_commands_help_explains_its_options_with_an_example(diamond: Repo,
             text = lines[index + 1]
             assert text.strip() and len(text) - len(text.lstrip()) > len(option) - len(option.lstrip()), option
     assert re.search(r"^ {6,}(cd |kittydoit )", description, re.MULTILINE), description  # a command line to copy
+
+
+RECORDED = Path(__file__).with_name("recorded") / "spec-kitty-3.2.7"
+
+
+@pytest.mark.slow
+def test_list_and_plan_agree_with_spec_kitty_on_every_corpus_mission(tmp_path: Path) -> None:
+    """The lanes `kittydoit list` and `plan` show are those `spec-kitty agent tasks status --json` reported."""
+    root = tmp_path / "repo"
+    shutil.copytree(CORPUS / "v3", root)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "missions")
+    for recorded in sorted(RECORDED.glob("*.json")):
+        mission = recorded.stem
+        expected = {wp: ("planned" if lane == "genesis" else lane)
+                    for wp, lane in json.loads(recorded.read_text())["lanes"].items()}  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "kittydoit", "--feature", mission, "list"], cwd=root, capture_output=True,
+            text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        listed = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.startswith("WP")}
+        assert listed == expected, mission
+        shown = subprocess.run(
+            [sys.executable, "-m", "kittydoit", "plan", "--json", "--feature", mission], cwd=root,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert {wp["id"]: wp["lane"] for wp in json.loads(shown.stdout)["wps"]} == expected, mission
+    assert not (root / ".kittify" / "agents.yaml").exists()
