@@ -171,6 +171,8 @@ class Reporter:
         self._view.start(self._snapshot())
         if self.ctx.settings is not None and self.ctx.settings.note:  # no agents.yaml: which agents, and why
             self._view.event(Event("", "note", self.ctx.settings.note), self._stamp())
+        if self.session.speckitty_note:  # a 3.x mission: which spec-kitty moves its lanes, and how
+            self._view.event(Event("", "note", f"lanes move through {self.session.speckitty_note}"), self._stamp())
 
     def get_status(self, task: Any) -> None:
         pass
