@@ -60,7 +60,8 @@ def render(pipeline: Pipeline, command: str) -> str:
             "artifacts": {"when": "always", "paths": list(pipeline.kept_paths()), "expire_in": "30 days"},
         },
     }
-    names = {job.wp: f"{job.wp} {job.title}" for job in pipeline.jobs}  # job names show the titles
+    # Job names show the titles, and the feature: several features' pipelines may be included in one file.
+    names = {job.wp: f"{pipeline.feature} {job.wp}: {job.title}" for job in pipeline.jobs}
     slots = dict.fromkeys(pipeline.caps, 0)
     for job in pipeline.jobs:
         needs = [names[wp] for wp in job.needs]
