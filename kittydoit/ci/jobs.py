@@ -110,7 +110,7 @@ def _push(ctx: Context, origin: Remote, states: Mapping[str, WPState], wp_id: st
         return code
     lost = origin.push(branch, branch, own.tip)
     if lost is None:
-        done = "sealed" if code == EXIT_OK else "unfinished; the next attempt resumes from it"
+        done = "sealed" if code == EXIT_OK else "unfinished: fix the cause and dispatch again; it resumes from there"
         say(f"{wp_id}: pushed {branch} at {_short(head)} ({done})")
         return code
     if origin.states(ctx, ctx.target_branch)[wp_id].status == SEALED:
