@@ -42,9 +42,9 @@ if watched & set(pushed):
 '''
 
 
-def kittydoit(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def kittydoit(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kittydoit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+                          timeout=300, stdin=subprocess.DEVNULL, check=False, env=env)  # fmt: skip
 
 
 def example_origin(tmp_path: Path) -> Path:
@@ -292,9 +292,18 @@ def test_jobs_seal_their_branches_and_a_second_run_does_nothing(tmp_path: Path) 
     assert again.returncode == 0 and "WP04 up to date" in again.stdout
     assert "implement started" not in again.stdout
     assert tips(origin) == sealed
-    integrate = kittydoit(clone(origin, tmp_path / "integrate"), "ci", "integrate")
+    step_summary = tmp_path / "step-summary.md"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(step_summary), "GITHUB_RUN_ID": "77"}
+    integrate = kittydoit(clone(origin, tmp_path / "integrate"), "ci", "integrate", env=env)
     assert integrate.returncode == 0, integrate.stdout + integrate.stderr
     assert "summary: 4/4 done, 4 already done" in integrate.stdout  # no job of this "dispatch" left a report
+    assert "report: .kittify/reports/001-textkit-ci-77.json" in integrate.stdout
+    shown = step_summary.read_text()
+    assert shown.startswith("## kittydoit 001-textkit: 4/4 done, 4 already done")
+    assert f"| WP04 | Command line | skipped (sealed) | {tips(origin)[f'{FEATURE}-WP04'][:10]} |" in shown
+    merged = clone(origin, tmp_path / "merged")
+    git(merged, "checkout", "-q", f"{FEATURE}-integration")
+    assert git(merged, "log", "-1", "--format=%s").startswith("001-textkit: lanes of the integrated work packages")
 
 
 @pytest.mark.slow
@@ -346,3 +355,13 @@ def test_the_ci_help_matches_the_commands() -> None:
     assert result.returncode == 0
     for words in ("kittydoit ci github", "--check", "kittydoit ci job WPxx", "kittydoit ci integrate", "--secret"):
         assert words in result.stdout
+
+
+def test_a_title_cannot_smuggle_an_expression_or_a_line_into_the_workflow(tmp_path: Path) -> None:
+    work = scaffold.example(tmp_path / "work")
+    wp = next((work / "kitty-specs" / FEATURE / "tasks").glob("WP02-*.md"))
+    wp.write_text(wp.read_text().replace('title: "Word count"', 'title: "Count ${{ secrets.X }}: words\\n# x"'))
+    git(work, "commit", "-q", "-am", "odd title")
+    assert kittydoit(work, "ci", "github").returncode == 0
+    jobs = load(work / ".github/workflows/kittydoit-001-textkit.yml")["jobs"]
+    assert jobs["WP02"]["name"] == "WP02: Count $ {{ secrets.X }}: words # x"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +72,10 @@ class Pipeline:
         return f"kittydoit-{self.feature}"
 
     def job_command(self, wp: str) -> str:
-        return f"kittydoit ci job {wp} --feature {self.feature}"
+        return f"kittydoit ci job {wp} --feature {shlex.quote(self.feature)}"
 
     def integrate_command(self) -> str:
-        return f"kittydoit ci integrate --feature {self.feature}"
+        return f"kittydoit ci integrate --feature {shlex.quote(self.feature)}"
 
     def kept_paths(self) -> tuple[str, ...]:
         """Return what each WP job keeps as artifacts: its logs and its report."""
@@ -87,7 +88,8 @@ def build(ctx: Context, *, install: str | None = None, secrets: Sequence[str] = 
     vendors = {role: [a.spec.vendor for a in config.candidates(role)] for role in ROLES}
     first = vendors["implementation"][0] if vendors["implementation"] else None
     jobs = tuple(
-        Job(wp_id, feature.wps[wp_id].title, feature.wps[wp_id].dependencies, first if first in SECRETS else None)
+        Job(wp_id, _inert(feature.wps[wp_id].title), feature.wps[wp_id].dependencies,
+            first if first in SECRETS else None)  # fmt: skip
         for wp_id in topological_order(feature.wps)
     )
     used = [a for role in ROLES for a in config.candidates(role)]
@@ -107,6 +109,11 @@ def build(ctx: Context, *, install: str | None = None, secrets: Sequence[str] = 
         caps=_caps(config),
         notes=notes,
     )
+
+
+def _inert(title: str) -> str:
+    """Return a WP title on one line that GitHub does not read as an expression (job names may hold ``${{ }}``)."""
+    return " ".join(title.replace("${{", "$ {{").split())
 
 
 def worst_case(config: Config) -> tuple[float, tuple[str, ...]]:
