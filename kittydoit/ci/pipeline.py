@@ -87,9 +87,9 @@ def build(ctx: Context, *, install: str | None = None, secrets: Sequence[str] = 
     feature, config = ctx.feature, ctx.config
     vendors = {role: [a.spec.vendor for a in config.candidates(role)] for role in ROLES}
     first = vendors["implementation"][0] if vendors["implementation"] else None
+    vendor = first if first in SECRETS else None
     jobs = tuple(
-        Job(wp_id, _inert(feature.wps[wp_id].title), feature.wps[wp_id].dependencies,
-            first if first in SECRETS else None)  # fmt: skip
+        Job(wp_id, _inert(feature.wps[wp_id].title), feature.wps[wp_id].dependencies, vendor)
         for wp_id in topological_order(feature.wps)
     )
     used = [a for role in ROLES for a in config.candidates(role)]
