@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, git
+from conftest import CORPUS, git, make_repo
+from conftest import FEATURE as DEMO
 from ruamel.yaml import YAML
 
 from kittydoit import scaffold
@@ -367,3 +368,33 @@ def test_a_title_cannot_smuggle_an_expression_or_a_line_into_the_workflow(tmp_pa
     assert kittydoit(work, "ci", "github").returncode == 0
     jobs = load(work / ".github/workflows/kittydoit-001-textkit.yml")["jobs"]
     assert jobs["WP02"]["name"] == "WP02: Count $ {{ secrets.X }}: words # x"
+
+
+@pytest.mark.slow
+def test_lane_folders_and_wps_done_before_kittydoit_integrate_too(tmp_path: Path) -> None:
+    """The 0.8 layout (a folder per lane): integrate moves the files to tasks/done/; a WP done before never runs."""
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": ["WP01"], "WP03": ["WP02"]}, lanes={"WP01": "done"},
+                     layout="lanes")  # fmt: skip
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo.root), str(origin))
+    said = {}
+    for wp in ("WP01", "WP02", "WP03"):
+        result = kittydoit(clone(origin, tmp_path / f"job-{wp}"), "ci", "job", wp)
+        assert result.returncode == 0, result.stdout + result.stderr
+        said[wp] = result.stdout
+    assert "WP01 up to date: its lane was done on main before kittydoit" in said["WP01"]
+    assert repo.started() == ["WP02", "WP02", "WP03", "WP03"]  # implement and review of each, nothing of WP01
+    assert f"{DEMO}-WP01" not in tips(origin)
+    integrate = kittydoit(clone(origin, tmp_path / "integrate"), "ci", "integrate")
+    assert integrate.returncode == 0, integrate.stdout + integrate.stderr
+    assert "lanes moved to done: WP02, WP03" in integrate.stdout
+    merged = clone(origin, tmp_path / "merged")
+    git(merged, "checkout", "-q", f"{DEMO}-integration")
+    tasks = merged / "kitty-specs" / DEMO / "tasks"
+    assert sorted(p.name for p in (tasks / "done").iterdir()) == ["WP01-work.md", "WP02-work.md", "WP03-work.md"]
+    assert not list((tasks / "planned").glob("*.md"))
+    assert (merged / "WP02.txt").exists() and (merged / "WP03.txt").exists()
+    calls = len(repo.calls())
+    for wp in ("WP01", "WP02", "WP03"):  # dispatched again: git alone says there is nothing to do
+        assert kittydoit(clone(origin, tmp_path / f"again-{wp}"), "ci", "job", wp).returncode == 0
+    assert len(repo.calls()) == calls
