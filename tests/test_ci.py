@@ -398,3 +398,12 @@ def test_lane_folders_and_wps_done_before_kittydoit_integrate_too(tmp_path: Path
     for wp in ("WP01", "WP02", "WP03"):  # dispatched again: git alone says there is nothing to do
         assert kittydoit(clone(origin, tmp_path / f"again-{wp}"), "ci", "job", wp).returncode == 0
     assert len(repo.calls()) == calls
+
+
+def test_the_readme_shows_the_workflow_generated_for_the_example(tmp_path: Path) -> None:
+    work = scaffold.example(tmp_path / "work")
+    assert kittydoit(work, "ci", "github").returncode == 0
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<summary>.github/workflows/kittydoit-001-textkit.yml</summary>\n\n```yaml\n")
+    shown = readme[readme.index("```yaml\n", start) + len("```yaml\n") : readme.index("```\n\n</details>", start)]
+    assert shown == (work / ".github/workflows/kittydoit-001-textkit.yml").read_text()
