@@ -150,10 +150,18 @@ def test_secrets_go_only_to_the_agent_step_and_the_cli_installs_are_named(tmp_pa
     # two agents per role, an hour each, four tries, three review cycles: far beyond six hours
     assert "does not fit GitHub's 360-minute job limit" in result.stdout
     assert jobs["WP01"]["timeout-minutes"] == 360
-    text = (work / ".github/workflows/kittydoit-001-textkit.yml").read_text()
-    assert "NOT enforced across jobs" in text  # said plainly: GitHub cannot count per-vendor caps
+    # claude-code (the first implementer) may run twice at once: two queues, the WPs assigned to them in turn
+    groups = {wp: jobs[wp].get("concurrency") for wp in ("WP01", "WP02", "WP03", "WP04")}
+    assert groups == {
+        "WP01": {"group": "kittydoit-anthropic-1", "queue": "max"},
+        "WP02": {"group": "kittydoit-anthropic-2", "queue": "max"},
+        "WP03": {"group": "kittydoit-anthropic-1", "queue": "max"},
+        "WP04": {"group": "kittydoit-anthropic-2", "queue": "max"},
+    }
+    assert "concurrency" not in jobs["integrate"]
     pipeline = load_gitlab(work)
-    assert "kittydoit-anthropic-1" in {job.get("resource_group") for job in pipeline.values() if isinstance(job, dict)}
+    resource_groups = [job.get("resource_group") for name, job in pipeline.items() if name.startswith(FEATURE)]
+    assert resource_groups == ["kittydoit-anthropic-1", "kittydoit-anthropic-2"] * 2
 
 
 def load_gitlab(work: Path) -> dict:

@@ -4,8 +4,8 @@ Not a matrix: matrix entries cannot depend on each other. The workflow is starte
 (``workflow_dispatch``); ``permissions: {}`` at the top and ``contents: write`` only on the jobs that push; each
 vendor's secret only in the step that runs agents; logs and reports kept as artifacts, which the integrate job
 gathers. Per-vendor caps: a plain ``concurrency`` group holds one running and one pending job and cancels the
-next, so it cannot count; the caps are written as a comment, to be kept with self-hosted runners that carry a
-label per vendor (the number of such runners is the cap).
+next, so it cannot count; with ``queue: max`` (up to 100 waiting jobs) it queues instead, so a vendor capped at K
+agents gets K such groups, the WPs assigned to them in turn.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def warnings(pipeline: Pipeline) -> list[str]:
 def render(pipeline: Pipeline, command: str) -> str:
     """Return the workflow file."""
     minutes = min(pipeline.job_minutes, JOB_LIMIT_MINUTES)
+    groups = pipeline.slot_groups()
     jobs: dict[str, Any] = {}
     for job in pipeline.jobs:
         jobs[job.wp] = {
@@ -43,6 +44,7 @@ def render(pipeline: Pipeline, command: str) -> str:
             **({"needs": list(job.needs)} if job.needs else {}),
             "runs-on": "ubuntu-latest",
             "timeout-minutes": minutes,
+            **({"concurrency": {"group": groups[job.wp], "queue": "max"}} if job.wp in groups else {}),
             "permissions": {"contents": "write"},
             "steps": [
                 *_setup(pipeline),
@@ -113,10 +115,10 @@ def _header(pipeline: Pipeline, command: str) -> list[str]:
     if pipeline.caps:
         caps = ", ".join(f"{vendor} {n}" for vendor, n in sorted(pipeline.caps.items()))
         lines += [
-            f"# Per-vendor caps from agents.yaml ({caps}) are NOT enforced across jobs here: GitHub's concurrency",
-            "# groups cancel a third waiting job instead of counting. To keep them, run the jobs on self-hosted",
-            "# runners with a label per vendor (as many runners as the cap). Agent health (rate-limit cooldowns)",
-            "# is per machine.",
+            f"# Per-vendor caps (max_concurrent in agents.yaml: {caps}) as concurrency groups with queue: max, one",
+            "# per agent allowed, the WPs of that implementer's vendor assigned to them in turn: a job waits for its",
+            "# own group even while another is free, at most 100 wait per group, and reviewers of another vendor",
+            "# are not counted. Agent health (rate-limit cooldowns) is per machine.",
         ]
     return lines
 

@@ -62,14 +62,12 @@ def render(pipeline: Pipeline, command: str) -> str:
     }
     # Job names show the titles, and the feature: several features' pipelines may be included in one file.
     names = {job.wp: f"{pipeline.feature} {job.wp}: {job.title}" for job in pipeline.jobs}
-    slots = dict.fromkeys(pipeline.caps, 0)
+    groups = pipeline.slot_groups()
     for job in pipeline.jobs:
         needs = [names[wp] for wp in job.needs]
         entry: dict[str, Any] = {"extends": hidden, "needs": needs, "script": [pipeline.job_command(job.wp)]}
-        if job.vendor is not None and job.vendor in pipeline.caps:
-            slot = slots[job.vendor] % pipeline.caps[job.vendor] + 1
-            slots[job.vendor] += 1
-            entry["resource_group"] = f"kittydoit-{job.vendor}-{slot}"
+        if job.wp in groups:
+            entry["resource_group"] = groups[job.wp]
         document[names[job.wp]] = entry
     integrate: dict[str, Any] = {
         "image": f"python:{PYTHON}",
@@ -101,5 +99,9 @@ def _header(pipeline: Pipeline, command: str) -> list[str]:
         lines.append(f"# CI/CD variables for the agents: {names} (GitLab gives them to every job).")
     if pipeline.caps:
         caps = ", ".join(f"{vendor} {n}" for vendor, n in sorted(pipeline.caps.items()))
-        lines.append(f"# Per-vendor caps ({caps}) as resource groups, WPs assigned to them in turn.")
+        lines += [
+            f"# Per-vendor caps (max_concurrent in agents.yaml: {caps}) as resource groups, one per agent allowed,",
+            "# the WPs of that implementer's vendor assigned to them in turn: a job waits for its own group even",
+            "# while another is free, and reviewers of another vendor are not counted.",
+        ]
     return lines

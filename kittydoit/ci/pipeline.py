@@ -67,6 +67,16 @@ class Pipeline:
     def integrate_needs(self) -> tuple[str, ...]:
         return tuple(job.wp for job in self.jobs)
 
+    def slot_groups(self, prefix: str = "kittydoit") -> dict[str, str]:
+        """Return, per WP whose implementer's vendor is capped at K, one of K groups, assigned in turn."""
+        taken = dict.fromkeys(self.caps, 0)
+        groups = {}
+        for job in self.jobs:
+            if job.vendor is not None and job.vendor in self.caps:
+                groups[job.wp] = f"{prefix}-{job.vendor}-{taken[job.vendor] % self.caps[job.vendor] + 1}"
+                taken[job.vendor] += 1
+        return groups
+
     @property
     def artifact(self) -> str:
         return f"kittydoit-{self.feature}"
@@ -141,12 +151,15 @@ def worst_case(config: Config) -> tuple[float, tuple[str, ...]]:
 
 
 def _caps(config: Config) -> dict[str, int]:
-    """Return, per vendor of a built-in agent, how many of its agents may run at once."""
+    """Return, per vendor whose agents set ``max_concurrent``, how many of them may run at once across jobs.
+
+    ``global_concurrency`` is not carried across jobs: it limits the agents on one machine, and a feature goes
+    to CI to run more of them at once than one machine can.
+    """
     caps: dict[str, int] = {}
     for agent in config.agents.values():
-        if agent.enabled and agent.spec.vendor in SECRETS:
-            limit = min(agent.max_concurrent or config.global_concurrency, config.global_concurrency)
-            caps[agent.spec.vendor] = min(caps.get(agent.spec.vendor, 0) + limit, config.global_concurrency)
+        if agent.enabled and agent.spec.vendor in SECRETS and agent.max_concurrent:
+            caps[agent.spec.vendor] = caps.get(agent.spec.vendor, 0) + agent.max_concurrent
     return caps
 
 
