@@ -144,7 +144,8 @@ def worst_case(config: Config) -> tuple[float, tuple[str, ...]]:
     tries = 1 if config.fallback_strategy == "fail" else config.max_retries + 1
     notes = (
         f"Worst case of one WP: {math.ceil(total / 60)} min (implement {math.ceil(implement / 60)} min, "
-        f"{cycles} reviews of {math.ceil(review / 60)} min, {cycles - 1} re-implementations;",
+        f"{cycles} review{'s' if cycles != 1 else ''} of {math.ceil(review / 60)} min, "
+        f"{cycles - 1} re-implementation{'s' if cycles != 2 else ''};",
         f"each agent's timeout x {tries} tries, every agent of the role, backoffs included).",
     )
     return total, notes
