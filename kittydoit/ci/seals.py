@@ -175,7 +175,14 @@ class Remote:
     def fetch(self, branches: Iterable[str]) -> dict[str, str]:
         """Fetch *branches* (those that exist) from the remote; return branch -> tip."""
         wanted = list(branches)
-        listed = self.git.run("ls-remote", "--heads", self.name, *(f"refs/heads/{b}" for b in wanted)).stdout
+        result = self.git.run("ls-remote", "--heads", self.name, *(f"refs/heads/{b}" for b in wanted), check=False)
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise GitError(
+                f"cannot read the branches of remote '{self.name}' ({detail}); kittydoit ci job and integrate run "
+                "in a clone whose origin holds the feature's WP branches, as CI checks it out"
+            )
+        listed = result.stdout
         tips = {}
         for line in listed.splitlines():
             sha, ref = line.split("\t", 1)
