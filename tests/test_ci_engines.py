@@ -199,10 +199,20 @@ def test_act_a_failing_wp_blocks_its_dependants_and_a_rerun_resumes_after_the_fi
     assert f"{FEATURE}-WP04" not in branches  # blocked: its job never ran
     assert f"{FEATURE}-WP03" in branches  # the unfinished work was pushed, to resume from
     assert "unfinished: fix the cause and dispatch again; it resumes from there" in failed.log
-    # act stops at the failed layer, so its integrate job does not start; run it by hand: it refuses
-    refused = kittydoit(clone(origin, tmp_path / "integrate"), "ci", "integrate")
+    # act stops at the failed layer, so its integrate job does not start: run it by hand, with the jobs' artifacts
+    by_hand = clone(origin, tmp_path / "integrate")
+    for artifact in failed.store.glob(f"kittydoit-{FEATURE}-WP*"):
+        shutil.copytree(artifact, by_hand / ".kittify", dirs_exist_ok=True)
+    refused = kittydoit(by_hand, "ci", "integrate")
     assert refused.returncode == 1
     assert "WP03 unfinished" in refused.stdout and f"{FEATURE}-integration" not in tips(origin)
+    report = json.loads((by_hand / ".kittify/reports" / f"{FEATURE}-latest.json").read_text())
+    counts = report["counts"]
+    assert (counts["done"], counts["failed"], counts["blocked"]) == (2, 1, 1)
+    assert report["failed"][0]["phase"] == "review"
+    assert report["failed"][0]["reason"].startswith("WP03 review failed: changes still requested after 2 reviews")
+    assert report["failed"][0]["log"] == f".kittify/logs/{FEATURE}/WP03-review.log"
+    assert (by_hand / report["failed"][0]["log"]).exists()  # the failed job's log, from its artifact
 
     edit_on_origin(origin, tmp_path / "fix", "WP03", broken_line, "")
     fixed = dispatch(ci, origin, tmp_path)
