@@ -362,7 +362,7 @@ class CiCmd(Command):  # type: ignore[misc]
             if what == "integrate":
                 return int(ci.integrate(ctx, say=_emit, environ=os.environ))
             output = Path(params["output"]).resolve() if params["output"] else None
-            return ci.generate(ctx, what, say=_emit, check=params["check"], output=output,
+            return ci.generate(ctx, what, say=_emit, warn=_warn, check=params["check"], output=output,
                                install=params["install"] or None, secrets=params["secret"])  # fmt: skip
         except GitError as error:
             sys.stderr.write(f"ERROR: {error}\n")
@@ -410,6 +410,10 @@ def _options_anywhere(
         if args:
             positional.append(args.pop(0))
     return merged, positional
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
 
 def _emit(text: str) -> None:

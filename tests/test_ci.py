@@ -123,7 +123,7 @@ def test_github_workflow_maps_the_dag_with_least_privilege(tmp_path: Path) -> No
     assert run[0]["run"] == "kittydoit ci job WP02 --feature 001-textkit"
     assert "pip install 'kittydoit==" in jobs["WP02"]["steps"][2]["run"]
     # the example's agents are custom ones named by an absolute path: said, since a runner may not have it
-    assert "absolute path" in result.stdout
+    assert "absolute path" in result.stderr and "absolute path" not in result.stdout
 
 
 def test_secrets_go_only_to_the_agent_step_and_the_cli_installs_are_named(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_secrets_go_only_to_the_agent_step_and_the_cli_installs_are_named(tmp_pa
         assert installs == ["npm install --global @anthropic-ai/claude-code@2.1.331 @openai/codex@0.169.0"]
     assert not any("env" in s for s in jobs["integrate"]["steps"])
     # two agents per role, an hour each, four tries, three review cycles: far beyond six hours
-    assert "does not fit GitHub's 360-minute job limit" in result.stdout
+    assert "does not fit GitHub's 360-minute job limit" in result.stderr
     assert jobs["WP01"]["timeout-minutes"] == 360
     # claude-code (the first implementer) may run twice at once: two queues, the WPs assigned to them in turn
     groups = {wp: jobs[wp].get("concurrency") for wp in ("WP01", "WP02", "WP03", "WP04")}

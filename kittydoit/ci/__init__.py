@@ -31,12 +31,18 @@ def generate(
     engine_name: str,
     *,
     say: Callable[[str], None],
+    warn: Callable[[str], None] | None = None,
     check: bool = False,
     output: Path | None = None,
     install: str | None = None,
     secrets: Sequence[str] = (),
 ) -> int:
-    """Write the engine's file for the feature in *ctx* (or, with *check*, compare it); return the exit code."""
+    """Write the engine's file for the feature in *ctx* (or, with *check*, compare it); return the exit code.
+
+    What the file cannot promise (a worst case beyond the engine's job limit, an agent a runner will not have)
+    goes to *warn* (default *say*).
+    """
+    warn = warn or say
     engine = ENGINES.get(engine_name)
     if engine is None:
         raise UserError(None, f"unknown CI engine '{engine_name}'; choose one of: {', '.join(ENGINES)}")
@@ -49,9 +55,9 @@ def generate(
     target = output or ctx.paths.root / engine.path(ctx.feature.slug)
     shown = ctx.paths.rel(target.resolve()) if target.is_absolute() else str(target)
     for warning in engine.warnings(pipeline):
-        say(f"warning: {warning}")
+        warn(f"warning: {warning}")
     for agent in custom_binaries(ctx.config):
-        say(f"warning: custom agent {agent} is an absolute path, which a CI machine may not have")
+        warn(f"warning: custom agent {agent} is an absolute path, which a CI machine may not have")
     if check:
         current = target.read_text(encoding="utf-8") if target.is_file() else None
         if current == text:
