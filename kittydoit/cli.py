@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
+from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.doit_cmd import DoitMain
 
 from kittydoit import __version__, detect, plan, scaffold, session, settings, status
@@ -32,7 +33,7 @@ from kittydoit.errors import (
     UserError,
 )
 from kittydoit.feature import find_root, load_feature, select_feature
-from kittydoit.git import Git
+from kittydoit.git import Git, GitError
 from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
@@ -48,6 +49,7 @@ OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty f
   kittydoit abort                stop a running orchestration from another terminal
   kittydoit graph [--format dot] the WP dependency graph as Mermaid (or DOT), coloured by lane
   kittydoit example [DIR]        create a repository with the example feature and a local example agent
+  kittydoit ci github|gitlab     the feature as a CI workflow: a job per WP across machines (see `help ci`)
 
 Global option: --feature NNN-slug  (when kitty-specs/ holds several features)
 `kittydoit help COMMAND` or `kittydoit COMMAND --help` explains a command.
@@ -330,9 +332,76 @@ class GraphCmd(Command):  # type: ignore[misc]
         return EXIT_OK
 
 
+class CiCmd(Command):  # type: ignore[misc]
+    name = "ci"
+    doc_purpose = "run the feature on a CI engine: one job per WP across machines, state carried by git"
+    doc_usage = "github|gitlab [--check] [--output FILE] [--install CMD] [--secret NAME] | job WPxx | integrate"
+    doc_description = (
+        "kittydoit ci github writes .github/workflows/kittydoit-<feature>.yml: a job per WP with needs: from its "
+        "dependencies and a final integrate job; commit it and dispatch it from GitHub. kittydoit ci gitlab writes "
+        ".gitlab/kittydoit-<feature>.yml, a GitLab CI pipeline to include from .gitlab-ci.yml. With --check "
+        "nothing is written: the exit status is 1 when the committed file no longer matches the WPs and "
+        ".kittify/agents.yaml (for your normal CI).\n\n"
+        "kittydoit ci job WPxx is what each job runs: nothing when the branch <feature>-WPxx on origin is sealed "
+        "for the WP's current spec, settings and dependencies; otherwise WPxx on this machine, after which it "
+        "pushes only that branch, with a lease (sealed when done, unfinished when it failed, so the next attempt "
+        "resumes from it). kittydoit ci "
+        "integrate is what the last job runs: it merges every sealed WP branch into <feature>-integration, moves "
+        "the lanes to done there, pushes it and writes one summary (the merged JSON report in .kittify/reports/, "
+        "and $GITHUB_STEP_SUMMARY on GitHub); it refuses (exit 1) while a WP is not sealed.\n\n"
+        "Examples:\n  kittydoit ci github && git add .github && git commit -m 'kittydoit workflow'\n"
+        "  kittydoit ci github --check\n  kittydoit ci gitlab --install 'pip install kittydoit==0.1.0'\n"
+        "  kittydoit ci job WP03\n  kittydoit ci integrate"
+    )
+    cmd_options = (
+        {**opt_feature, "section": ""},
+        {"name": "check", "short": "", "long": "check", "type": bool, "default": False,
+         "help": "write nothing; exit 1 when the file no longer matches the WPs"},
+        {"name": "output", "short": "", "long": "output", "type": str, "default": "",
+         "help": "where to write the file [default: the engine's place in the repository]"},
+        {"name": "install", "short": "", "long": "install", "type": str, "default": "",
+         "help": "the shell command the jobs install kittydoit with [default: pip install 'kittydoit==VERSION']"},
+        {"name": "secret", "short": "", "long": "secret", "type": list, "default": [],
+         "help": "another secret for the step that runs agents (custom agents); may be repeated"},
+    )  # fmt: skip
+
+    def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import ci  # noqa: PLC0415  # loaded only for this command
+        from kittydoit.context import load_context  # noqa: PLC0415
+
+        usage = "usage: kittydoit ci github|gitlab [--check] | kittydoit ci job WPxx | kittydoit ci integrate"
+        params, args = _options_anywhere(self.cmd_options, params, args)
+        if not args:
+            raise UserError(None, usage)
+        what, rest = args[0], args[1:]
+        wanted = {"job": 1, "integrate": 0, **dict.fromkeys(ci.ENGINES, 0)}
+        if what not in wanted or len(rest) != wanted[what]:
+            raise UserError(None, usage)
+        ctx = load_context(Path.cwd(), params["feature"] or None)
+        if ctx.feature.format == "3.x":
+            raise UserError(
+                ctx.feature.path,
+                "is a spec-kitty 3.x mission; `kittydoit ci` runs 0.x features only, for now (a 3.x mission's lanes "
+                "and lane worktrees are spec-kitty's, which the jobs' git protocol does not carry yet). Run it on one "
+                "machine: `kittydoit -n 4 run`",
+            )
+        os.chdir(ctx.paths.root)
+        try:
+            if what == "job":
+                return int(ci.run_job(ctx, rest[0].upper(), say=_emit))
+            if what == "integrate":
+                return int(ci.integrate(ctx, say=_emit, environ=os.environ))
+            output = Path(params["output"]).resolve() if params["output"] else None
+            return ci.generate(ctx, what, say=_emit, warn=_warn, check=params["check"], output=output,
+                               install=params["install"] or None, secrets=params["secret"])  # fmt: skip
+        except GitError as error:
+            sys.stderr.write(f"ERROR: {error}\n")
+            return EXIT_ERROR
+
+
 class KittyDoitMain(DoitMain):  # type: ignore[misc]
     BIN_NAME = "kittydoit"
-    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Agents, Example, StatusCmd, Abort, PlanCmd, GraphCmd)
+    DOIT_CMDS = (*DoitMain.DOIT_CMDS, Init, Agents, Example, StatusCmd, Abort, PlanCmd, GraphCmd, CiCmd)
 
     def run(self, all_args: Sequence[str]) -> int:
         args = list(all_args)
@@ -353,6 +422,32 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
             return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
         return code
+
+
+def _options_anywhere(
+    options: Sequence[dict[str, Any]], params: dict[str, Any], args: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Read the options that follow a positional argument too (``ci github --check``); doit stops at the first."""
+    parser = CmdParse([CmdOption(opt) for opt in options])
+    merged, positional = dict(params), []
+    while args:
+        try:
+            found, args = parser.parse(args)
+        except CmdParseError as error:
+            raise UserError(None, str(error)) from None
+        for opt in options:
+            value = found[opt["name"]]
+            if isinstance(value, list):
+                merged[opt["name"]] = [*merged[opt["name"]], *value] if value != merged[opt["name"]] else value
+            elif value != opt["default"]:
+                merged[opt["name"]] = value
+        if args:
+            positional.append(args.pop(0))
+    return merged, positional
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
 
 def _emit(text: str) -> None:

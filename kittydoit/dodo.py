@@ -41,11 +41,15 @@ def doit_namespace(
     if for_run is None:
         for_run = runs_tasks(sys.argv[1:])
     ctx = load_context(start, feature or get_var("feature"), cache=cache, for_run=for_run)
+    return context_namespace(ctx, options_then_run(sys.argv[1:]) if dodo_file is not None else None)
+
+
+def context_namespace(ctx: Context, after_run: list[str] | None = None) -> dict[str, Any]:
+    """Return ``DOIT_CONFIG`` and ``task_kittydoit`` for a loaded context (``kittydoit ci job`` shapes its own)."""
+    log_to_stderr()
     check_templates(ctx)
     _pin_fork()
     use_definition_order()  # ready WPs start longest remaining chain first, not first come first served
-
-    after_run = options_then_run(sys.argv[1:]) if dodo_file is not None else None
 
     def task_kittydoit() -> Iterator[dict[str, Any]]:
         """Work packages of the feature."""

@@ -52,6 +52,20 @@ def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, s
     return sorted(tasks, key=lambda t: -(2 * chains[t[0]] - (t[1] == "review")))  # stable: ties keep *order*
 
 
+def settings_fingerprints(ctx: Context) -> dict[str, dict[str, str]]:
+    """Return, per phase, what besides the WP's spec makes it stale: its prompt templates and agent settings."""
+    return {
+        "implement": {
+            "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
+            "agents": ctx.config.fingerprint("implementation"),
+        },
+        "review": {
+            "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
+            "agents": ctx.config.fingerprint("review"),
+        },
+    }
+
+
 def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     """Yield the doit task dicts of the feature in *ctx*."""
     order = ctx.feature.schedule_order()
@@ -67,14 +81,7 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     def log(wp_id: str, phase: str) -> str:
         return f"{logs}/{wp_id}-{phase}.log"
 
-    implement_fp = {
-        "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
-        "agents": ctx.config.fingerprint("implementation"),
-    }
-    review_fp = {
-        "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
-        "agents": ctx.config.fingerprint("review"),
-    }
+    implement_fp, review_fp = (settings_fingerprints(ctx)[phase] for phase in PHASES)
     phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]
