@@ -85,7 +85,7 @@ def assert_valid_report(tool: Tools, path: Path) -> None:
 
 def test_workflows_and_pipelines_pass_the_linters(ci: Tools, tmp_path: Path) -> None:
     repos = [example_origin(tmp_path / "example").parent / "work"]
-    for version in sorted(CORPUS.iterdir()):
+    for version in sorted(CORPUS.glob("v0*")):  # `kittydoit ci` refuses 3.x missions for now
         repo = tmp_path / version.name
         shutil.copytree(version / "kitty-specs", repo / "kitty-specs")
         (repo / ".kittify").mkdir()
