@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {
         "command": "python -m bench"
         + (" --full" if args.full else "")
-        + "".join(f" --only {s}" for s in chosen if args.only),
+        + "".join(f" --only {s}" for s in chosen if args.only)
+        + (f" --repeat {args.repeat}" if args.repeat else ""),
         "mode": settings.mode,
         "repeat": settings.repeat,
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
