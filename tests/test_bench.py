@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from conftest import make_repo
 
-from bench import dispatch, mission, schedule
+from bench import dispatch, mission, report, schedule
 from bench.dags import IMPLEMENT_SHARE, Dag, make_dag, zero_time
 from bench.measure import Call, Timing, critical_chain
 from kittydoit.context import load_context
@@ -163,3 +163,32 @@ def test_the_critical_chain_adds_up_to_the_wall_time() -> None:
     assert chain["end"] == pytest.approx(0.8)
     parts = sum(chain[k] for k in ("start", "agents", "review", "dependency", "end"))
     assert parts == pytest.approx(timing.wall)
+
+
+def test_the_3x_report_counts_unfinished_runs_and_says_where_time_went() -> None:
+    def run(wall: float, lane: str, forced: int, returncode: int = 0) -> dict[str, object]:
+        chain = {"start": 1.0, "agents": 6.0, "review": 1.0, "dependency": 1.0, "end": wall - 9.0, "wps": []}
+        return {"wall": wall, "cpu": 1.0, "returncode": returncode, "lanes": {"WP01": lane}, "valid": True,
+                "validate_errors": [], "force_count": {"WP01": forced}, "chain": chain,
+                "speckitty_calls": {"transition": {"count": 2, "seconds": 1.0}}}  # fmt: skip
+
+    record = {
+        "dag": "diamond", "mission": "bench-diamond-x", "wps": 4, "workers": 2, "lanes": [["WP01"]],
+        "lower_bound": 6.0, "critical_path": 6.0, "total_work": 8.0, "spec_kitty": "3.2.7", "orchestrator_how": "x",
+        "kittydoit": [run(10.0, "approved", 0)], "kittydoit_unfinished": [],
+        "orchestrator": [run(120.0, "done", 2)], "orchestrator_unfinished": [run(50.0, "in_progress", 1, 1)],
+        "kittydoit_wall": 10.0, "kittydoit_cpu": 1.0, "orchestrator_wall": 120.0, "orchestrator_cpu": 1.0,
+        "wall_ratio": 12.0,
+    }  # fmt: skip
+    machine = {"cpu_model": "cpu", "cpus": 2, "memory_gb": 1.0, "load_before": "0", "load_after": "0",
+               "system": "Linux", "python": "3", "git": "git", "doit": "0", "kittydoit_commit": "x"}  # fmt: skip
+    data = {"3x": record, "started": "now", "command": "python -m bench --only 3x", "mode": "quick", "repeat": 1,
+            "elapsed": 60.0, "machine": machine}  # fmt: skip
+    text = report.render(data, raw="3x.json")
+    assert "[3x.json](3x.json)" in text
+    assert "| 120.0 s against 10.0 s: 12.0x | met |" in text
+    assert "| spec-kitty-orchestrator 0.1.2 `--max-concurrent 2` | 1 | 1 | 120.0 s | +114.0 s |" in text
+    assert "| 4.0 s of 10.0 s (40 %) | 114.0 s of 120.0 s (95 %) |" in text
+    assert "| transition | 2 | 1.00 s | 0.50 s |" in text
+    skipped = report.render({**data, "3x": {"skipped": "no index"}}, raw="3x.json")
+    assert "skipped: no index" in skipped
