@@ -1,9 +1,11 @@
 """Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about an hour).
 
 Writes ``bench/results/latest.md`` (the report) and ``bench/results/latest.json`` (every run's timings, the
-seeds and DAGs, the machine). Scratch repositories go to a temporary folder outside any git repository
-(spec-kitty commits in the enclosing repository otherwise), removed at the end unless ``--keep``; spec-kitty
-0.16.2 is installed once into ``~/.cache/kittydoit-bench/`` (``--cache``).
+seeds and DAGs, the machine); ``--only 3x`` alone writes ``3x.md`` and ``3x.json`` instead. Scratch
+repositories go to a temporary folder outside any git repository (spec-kitty commits in the enclosing repository
+otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 and spec-kitty-orchestrator 0.1.2 are
+installed once into ``~/.cache/kittydoit-bench/`` (``--cache``), spec-kitty-cli 3.2.7 into
+``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bench.measure import BenchError
 from bench.suites import Settings
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("quality", "simulated", "dispatch", "overhead", "scale", "peer")
+SUITES = ("quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
 
 QUICK = {
     "repeat": 1,
@@ -85,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         mode="full" if args.full else "quick", work=work, cache=args.cache, progress=progress, **preset
     )
     chosen = args.only or list(SUITES)
+    # The report is rendered whole from one run's data: a run of the 3.x suite alone writes 3x.md/3x.json, so
+    # that it leaves the other suites' latest figures in place.
+    stem = "3x" if chosen == ["3x"] else "latest"
     data: dict[str, Any] = {
         "command": "python -m bench"
         + (" --full" if args.full else "")
-        + "".join(f" --only {s}" for s in chosen if args.only),
+        + "".join(f" --only {s}" for s in chosen if args.only)
+        + (f" --repeat {args.repeat}" if args.repeat else ""),
         "mode": settings.mode,
         "repeat": settings.repeat,
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": lambda: _overhead(settings, data),
         "scale": lambda: data.__setitem__("scale", suites.scale(settings)),
         "peer": lambda: data.__setitem__("peer", suites.side_by_side(settings)),
+        "3x": lambda: data.__setitem__("3x", suites.mission_3x(settings)),
     }
     try:
         for name in SUITES:
@@ -113,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             except BenchError as error:  # report it and go on: the other suites' results still count
                 progress(f"{name} FAILED: {error}")
                 data["errors"].append(f"{name}: {error}")
-            _write(args.out, data, started)  # after every suite, so a late failure keeps what was measured
+            _write(args.out, stem, data, started)  # after every suite, so a late failure keeps what was measured
     finally:
         if args.keep:
             progress(f"scratch repositories kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    progress(f"wrote {args.out / 'latest.md'} and latest.json")
+    progress(f"wrote {args.out / stem}.md and {stem}.json")
     return 1 if data["errors"] else 0
 
 
@@ -130,12 +137,12 @@ def _overhead(settings: Settings, data: dict[str, Any]) -> None:
     data["profile"] = suites.profile(settings, suites.profile_size(settings))
 
 
-def _write(out: Path, data: dict[str, Any], started: float) -> None:
+def _write(out: Path, stem: str, data: dict[str, Any], started: float) -> None:
     data["machine"]["load_after"] = _load()
     data["elapsed"] = time.monotonic() - started
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
-    (out / "latest.md").write_text(report.render(data))
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    (out / f"{stem}.md").write_text(report.render(data, raw=f"{stem}.json"))
 
 
 def machine() -> dict[str, Any]:

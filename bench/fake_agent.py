@@ -2,12 +2,16 @@
 
     python -S bench/fake_agent.py ROLE          (ROLE: implement, review, or auto)
 
-It runs in a WP's worktree (``.worktrees/<feature>-WPxx``, for kittydoit and spec-kitty alike), so the WP id
-is taken from the folder name. ``$KITTYDOIT_BENCH_DURATIONS`` names a JSON file ``{"WP01": [implement_s,
-review_s], ...}``; a WP missing there takes no time. With ``auto`` (how spec-kitty's orchestrator calls it, as
-``claude`` or ``codex``) the role is read from the prompt: spec-kitty's review prompt starts "Review the
-implementation". ``$KITTYDOIT_BENCH_TIMELINE`` names a file to which a line ``role wp start end`` (Unix
-times) is appended per call, so a benchmark can see when agents actually ran.
+It runs in a WP's worktree: ``.worktrees/<feature>-WPxx`` for 0.x features, whose folder name gives the WP id;
+in a 3.x mission's lane worktree (``.worktrees/<mission>-lane-a``) the WP id is the first ``WPnn`` of the prompt
+(kittydoit's prompts name the WP first; spec-kitty-orchestrator's prompt is the WP file, which opens with
+``work_package_id``). ``$KITTYDOIT_BENCH_DURATIONS`` names a JSON file ``{"WP01": [implement_s,
+review_s], ...}``; a WP missing there takes no time. With ``auto`` (how spec-kitty's orchestrators call it, as
+``claude`` or ``codex``) the role is guessed: spec-kitty 0.16.2's review prompt starts "Review the
+implementation"; spec-kitty-orchestrator 0.1.2 sends the same prompt to both roles but lets a reviewing
+``claude`` use only ``--allowedTools Read,Glob,Grep,Bash``. ``$KITTYDOIT_BENCH_TIMELINE`` names a file to
+which a line ``role wp start end`` (Unix times) is appended per call, so a benchmark can see when agents
+actually ran.
 
 An implementer writes ``<WP>.txt`` and commits it (spec-kitty requires the agent to commit; kittydoit then
 finds nothing left to commit). A reviewer approves in a form both orchestrators read: a ``VERDICT:
@@ -31,8 +35,8 @@ def main(argv):
     role = argv[1] if len(argv) > 1 else "auto"
     prompt = sys.stdin.read()
     if role not in ("implement", "review"):
-        role = "review" if prompt.lstrip().startswith("Review the implementation") else "implement"
-    match = re.search(r"WP\d+$", os.getcwd())
+        role = "review" if _asked_to_review(argv, prompt) else "implement"
+    match = re.search(r"WP\d+$", os.getcwd()) or re.search(r"WP\d+", prompt)
     wp = match.group(0) if match else "WP??"
     durations = {}
     path = os.environ.get("KITTYDOIT_BENCH_DURATIONS")
@@ -65,6 +69,16 @@ def main(argv):
         finally:
             os.close(fd)
     return 0
+
+
+def _asked_to_review(argv, prompt):
+    """Tell a review call from an implementation: spec-kitty 0.16.2 by its prompt, spec-kitty-orchestrator by
+    the tools it allows ``claude`` (a reviewer may not write)."""
+    if prompt.lstrip().startswith("Review the implementation"):
+        return True
+    if "--allowedTools" in argv[:-1]:
+        return "Write" not in argv[argv.index("--allowedTools") + 1].split(",")
+    return False
 
 
 if __name__ == "__main__":

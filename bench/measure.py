@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class BenchError(Exception):
@@ -126,6 +127,41 @@ def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing
         "startup": calls[0].start - timing.started_at,
         "tail": timing.started_at + timing.wall - max(c.end for c in calls),
     }
+
+
+def critical_chain(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, Any]:
+    """Split a run's wall time along the chain of agent calls that ended it; the parts add up to the wall time.
+
+    From the call that ended last, back: a review follows its WP's (last) implement call, an implement follows
+    the review of whichever dependency ended last, and the first implement follows the command's start. Returns
+    seconds: ``start`` (command start to the chain's first agent), ``agents`` (the chain's agent calls, start of
+    Python to exit), ``review`` (implement→review hand-offs), ``dependency`` (dependency→WP hand-offs), ``end``
+    (last agent to the command's exit), and ``wps``, the chain's WPs in order.
+    """
+    if not calls:
+        return {}
+    last = {(c.wp, c.role): c for c in calls}
+    call = max(calls, key=lambda c: c.end)
+    parts: dict[str, Any] = {"start": 0.0, "agents": 0.0, "review": 0.0, "dependency": 0.0}
+    parts["end"] = timing.started_at + timing.wall - call.end
+    wps: list[str] = []
+    while True:
+        parts["agents"] += call.end - call.start
+        if call.role == "implement":
+            wps.insert(0, call.wp)
+        before = [last[d, "review"] for d in deps.get(call.wp, ()) if (d, "review") in last]
+        if call.role == "review" and (call.wp, "implement") in last:
+            earlier = last[call.wp, "implement"]
+            parts["review"] += call.start - earlier.end
+        elif call.role == "implement" and before:
+            earlier = max(before, key=lambda c: c.end)
+            parts["dependency"] += call.start - earlier.end
+        else:
+            parts["start"] = call.start - timing.started_at
+            break
+        call = earlier
+    parts["wps"] = wps
+    return parts
 
 
 def read_timeline(path: Path) -> list[Call]:

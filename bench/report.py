@@ -10,6 +10,7 @@ from bench.schedule import BLIND_ORDERS, ORDERS
 
 TARGET_RATIO = 1.05
 TARGET_NOOP = 1.0
+TARGET_3X = 10.0  # spec-kitty-orchestrator's wall time over kittydoit's, on the 3.x diamond
 
 
 def _mean(values: list[float]) -> float:
@@ -24,9 +25,9 @@ def _ms(seconds: float) -> str:
     return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f} ms"  # NaN: nothing to measure
 
 
-def render(data: dict[str, Any]) -> str:
-    """Return the whole report as markdown."""
-    parts = [_header(data), _targets(data)]
+def render(data: dict[str, Any], raw: str = "latest.json") -> str:
+    """Return the whole report as markdown; *raw* names the JSON file beside it."""
+    parts = [_header(data, raw), _targets(data)]
     if data.get("errors"):
         parts.append("## Failures\n\n" + "\n".join(f"- {e.splitlines()[0]}" for e in data["errors"]) + "\n")
     if data.get("quality"):
@@ -41,10 +42,12 @@ def render(data: dict[str, Any]) -> str:
         parts.append(_scale(data))
     if data.get("peer"):
         parts.append(_peer(data["peer"]))
+    if data.get("3x"):
+        parts.append(_mission_3x(data["3x"]))
     return "\n".join(parts)
 
 
-def _header(data: dict[str, Any]) -> str:
+def _header(data: dict[str, Any], raw: str) -> str:
     m = data["machine"]
     return (
         "# kittydoit benchmarks\n\n"
@@ -55,7 +58,7 @@ def _header(data: dict[str, Any]) -> str:
         f"{m['git']}; doit {m['doit']}; kittydoit {m['kittydoit_commit']}.\n\n"
         "Agents are `bench/fake_agent.py`: each call sleeps the time drawn for that WP and phase, an implementer "
         "writes and commits one file, a reviewer approves. Times are wall-clock seconds unless marked. "
-        "Raw data: [latest.json](latest.json).\n"
+        f"Raw data: [{raw}]({raw}).\n"
     )
 
 
@@ -116,6 +119,17 @@ def _targets(data: dict[str, Any]) -> str:
         )
     elif peer:
         rows.append(f"| side by side with spec-kitty 0.16.2 | skipped: {peer['skipped']} | - |")
+    threex = data.get("3x")
+    if threex and "skipped" in threex:
+        rows.append(f"| a 3.x mission {TARGET_3X:.0f}x faster than spec-kitty-orchestrator | skipped: {threex['skipped']} | - |")
+    elif threex:
+        ratio = threex["wall_ratio"]
+        verdict = "-" if math.isnan(ratio) else ("met" if ratio >= TARGET_3X else "missed")
+        rows.append(
+            f"| a 3.x mission ({threex['dag']}, 1 s agents, -n {threex['workers']}) {TARGET_3X:.0f}x faster than "
+            f"spec-kitty-orchestrator 0.1.2 | {_wall(threex['orchestrator_wall'])} against "
+            f"{_wall(threex['kittydoit_wall'])}: {_ratio(ratio)} | {verdict} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -334,3 +348,127 @@ def _peer(peer: dict[str, Any]) -> str:
             f"{c['overhead_ratio']:.1f}x |"
         )
     return "\n".join(out) + "\n"
+
+
+def _wall(seconds: float) -> str:
+    return "no finished run" if math.isnan(seconds) else f"{seconds:.1f} s"
+
+
+def _ratio(ratio: float) -> str:
+    return "-" if math.isnan(ratio) else f"{ratio:.1f}x"
+
+
+_WHO_3X = {"kittydoit": "kittydoit `-n {n} run`", "orchestrator": "spec-kitty-orchestrator 0.1.2 `--max-concurrent {n}`"}
+_CHAIN_PARTS = (
+    ("start", "start: launch to the first agent"),
+    ("agents", "agent calls on the chain"),
+    ("review", "implement→review hand-offs"),
+    ("dependency", "dependency→WP hand-offs"),
+    ("end", "end: last agent to exit"),
+)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _ending(runs: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """Return how the runs ended, as spec-kitty says: lanes, validate, force_count per WP (each distinct value)."""
+    lanes = sorted({", ".join(sorted(set(r["lanes"].values()))) for r in runs})
+    valid = sorted({"passed" if r["valid"] else f"failed ({len(r['validate_errors'])}+ errors)" for r in runs})
+    forced = sorted({", ".join(f"{wp} {n}" for wp, n in sorted(r["force_count"].items())) for r in runs})
+    return " / ".join(lanes) or "-", " / ".join(valid) or "-", " / ".join(forced) or "-"
+
+
+def _mission_3x(rec: dict[str, Any]) -> str:
+    if "skipped" in rec:
+        return f"## A spec-kitty 3.x mission, side by side with spec-kitty-orchestrator\n\nSkipped: {rec['skipped']}\n"
+    n, bound = rec["workers"], rec["lower_bound"]
+    one_lane = all(len(lane) == 1 for lane in rec["lanes"])
+    out = [
+        "## A spec-kitty 3.x mission, side by side with spec-kitty-orchestrator 0.1.2\n",
+        f"The mission `{rec['mission']}` (`bench/mission.py`): the {rec['wps']}-WP {rec['dag']} (WP01; WP02 and WP03 "
+        "after WP01; WP04 after both) written as spec-kitty's `finalize-tasks` leaves a mission (topology `lanes`, "
+        f"{'one execution lane per WP' if one_lane else 'execution lanes'}, every WP `planned` in "
+        f"`status.events.jsonl`), checked by spec-kitty-cli {rec['spec_kitty']} before the first run. Both "
+        f"orchestrators move lanes through that spec-kitty ({rec['orchestrator_how']}); both call "
+        "`bench/fake_agent.py`, 1 s per call (kittydoit as its configured agents, spec-kitty-orchestrator as "
+        f"`claude`), at most {n} at once; runs interleaved, each on a fresh copy. *bound* = max(critical path, "
+        f"total work / N) of the DAG with each execution lane's WPs in a chain: max({rec['critical_path']:.1f}, "
+        f"{rec['total_work']:.1f} / {n}) = {bound:.1f} s. After each run spec-kitty itself says how the mission "
+        "ended: the lanes (`agent tasks status --json`), `agent status validate --json`, and `force_count` per WP "
+        "(`status.json`). A run that leaves a WP outside `approved`/`done` or exits non-zero is counted, not timed.\n",
+        "| orchestrator | runs timed | not finished | wall | over the bound | CPU | lanes at the end | validate | "
+        "force_count per WP |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for who, label in _WHO_3X.items():
+        runs, failed = rec[who], rec[f"{who}_unfinished"]
+        if not runs and not failed:
+            continue
+        lanes, valid, forced = _ending(runs + failed)
+        wall = rec[f"{who}_wall"]
+        over = "-" if math.isnan(wall) else f"+{wall - bound:.1f} s"
+        cpu = "-" if math.isnan(rec[f"{who}_cpu"]) else f"{rec[f'{who}_cpu']:.1f} s"
+        out.append(
+            f"| {label.format(n=n)} | {len(runs)} | {len(failed)} | {_wall(wall)} | {over} | {cpu} | {lanes} | "
+            f"{valid} | {forced} |"
+        )
+    if rec.get("orchestrator_skipped"):
+        out.append(f"\nspec-kitty-orchestrator was not run: {rec['orchestrator_skipped']}.")
+    out.append(
+        f"\n**Speed-up: {_ratio(rec['wall_ratio'])}** (spec-kitty-orchestrator's median wall time over "
+        f"kittydoit's; the target is {TARGET_3X:.0f}x).\n"
+    )
+    out += [
+        "Where the time goes, along the chain of agent calls that ended each run (from the last agent back: a "
+        "review after its implement, an implement after the dependency that ended last; read from the agents' "
+        "own timeline; the parts add up to the wall time; medians). An agent call's time is counted from its "
+        "first line of Python to its exit, so it includes waiting for its prompt on stdin: spec-kitty-orchestrator "
+        "writes prompts from its asyncio loop, which stands still during each of its synchronous `spec-kitty` "
+        "calls, so its agents wait seconds for their prompt, and its own share below is understated.\n",
+        "| part | kittydoit | spec-kitty-orchestrator |",
+        "|---|---|---|",
+    ]
+    for key, label in _CHAIN_PARTS:
+        cells = [_median([r["chain"][key] for r in rec[who] if r["chain"]]) for who in _WHO_3X]
+        out.append(f"| {label} | " + " | ".join("-" if math.isnan(c) else f"{c:.1f} s" for c in cells) + " |")
+    cells = [rec[f"{who}_wall"] for who in _WHO_3X]
+    out.append("| wall time | " + " | ".join(_wall(c) for c in cells) + " |")
+    shares = []
+    for who in _WHO_3X:
+        own = [r["wall"] - r["chain"]["agents"] for r in rec[who] if r["chain"]]
+        walls = [r["wall"] for r in rec[who] if r["chain"]]
+        if own:
+            shares.append(f"{_median(own):.1f} s of {_median(walls):.1f} s ({_median(own) / _median(walls) * 100:.0f} %)")
+        else:
+            shares.append("-")
+    out.append("| **the orchestrator's own share** (wall time less the agent calls on the chain) | " + " | ".join(shares) + " |")
+    calls = _speckitty_table(rec["kittydoit"])
+    if calls:
+        out += [
+            "\nkittydoit's calls to spec-kitty (through its one long-lived spec-kitty process, "
+            "`kittydoit/speckitty.py`), timed around each call inside kittydoit (medians per run; the calls of "
+            "the two workers overlap, so they do not add up to wall time):\n",
+            "| call | calls per run | seconds per run | seconds per call |",
+            "|---|---|---|---|",
+            *calls,
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _speckitty_table(runs: list[dict[str, Any]]) -> list[str]:
+    labels = {label for r in runs for label in r.get("speckitty_calls", {})}
+    medians = {}
+    for label in labels:
+        counts = [r["speckitty_calls"].get(label, {}).get("count", 0) for r in runs]
+        seconds = [r["speckitty_calls"].get(label, {}).get("seconds", 0.0) for r in runs]
+        medians[label] = (_median(counts), _median(seconds))
+    rows, total = [], []
+    for label, (count, spent) in sorted(medians.items(), key=lambda item: -item[1][1]):
+        rows.append(f"| {label} | {count:.0f} | {spent:.2f} s | {f'{spent / count:.2f} s' if count else '-'} |")
+    for r in runs:
+        total.append(sum(c["seconds"] for c in r.get("speckitty_calls", {}).values()))
+    if rows:
+        rows.append(f"| all | | {_median(total):.2f} s | |")
+    return rows

@@ -17,8 +17,9 @@ simulated here:
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias
 
 from bench.dags import Dag
@@ -86,6 +87,20 @@ def critical_path(dag: Dag) -> float:
 def lower_bound(dag: Dag, workers: int) -> float:
     """Return ``max(critical path, total work / workers)``: no schedule of *dag* can be shorter."""
     return max(critical_path(dag), dag.total_work / workers)
+
+
+def in_lanes(dag: Dag, lanes: Sequence[Sequence[str]]) -> Dag:
+    """Return *dag* with each WP also after the WP before it in its execution lane.
+
+    A spec-kitty 3.x mission groups WPs into execution lanes (``lanes.json``); the WPs of one lane share one
+    worktree and run one after another, in the lane's order, so a lane is a chain whatever the dependencies say.
+    """
+    deps = {wp: list(before) for wp, before in dag.deps.items()}
+    for lane in lanes:
+        for earlier, wp in itertools.pairwise(lane):
+            if earlier not in deps[wp]:
+                deps[wp].append(earlier)
+    return Dag(dag.name, dag.seed, {wp: tuple(before) for wp, before in deps.items()}, dag.durations)
 
 
 def rank(dag: Dag, order: str, seed: int = 0) -> Rank:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import dispatch, peer, schedule
+from bench import dispatch, mission, orchestrator, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
-from bench.feature import GIT_ENV, agent_command, git, make_kittydoit_repo
-from bench.measure import BenchError, Timing, handoffs, read_timeline, timed
+from bench.feature import GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
+from bench.measure import BenchError, Timing, critical_chain, handoffs, read_timeline, timed
 
 Progress = Callable[[str], None]
 
@@ -517,3 +517,131 @@ def side_by_side(settings: Settings) -> dict[str, Any]:
 
 def profile_size(settings: Settings) -> int:
     return settings.overhead_sizes[len(settings.overhead_sizes) // 2]
+
+
+# ---- a spec-kitty 3.x mission, side by side with spec-kitty-orchestrator -------------------------------------
+
+# kittydoit's CLI with every call to spec-kitty timed: one line "label start end" per call to $KITTYDOIT_BENCH_SPECKITTY
+# (doit's workers are forked, so they inherit the wrapping). It only reads the clock around each call.
+_SPECKITTY_TIMED_MAIN = """\
+import functools, os, sys, time
+from kittydoit.speckitty import SpecKitty
+
+def _label(name, args):
+    if name == "run":
+        return args[1] if args[:1] == ("orchestrator-api",) else " ".join(args[:3])
+    return "server start and contract check" if name == "start" else "function " + str(args[0])
+
+def _timed(name):
+    method = getattr(SpecKitty, name)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        started = time.time()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            line = "%s\\t%.6f\\t%.6f\\n" % (_label(name, args), started, time.time())
+            fd = os.open(os.environ["KITTYDOIT_BENCH_SPECKITTY"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, line.encode())
+            os.close(fd)
+    setattr(SpecKitty, name, wrapper)
+
+for _name in ("start", "run", "function"):
+    _timed(_name)
+from kittydoit.cli import main
+sys.exit(main())
+"""
+
+THREEX_DAG = "diamond"
+
+
+def diamond() -> Dag:
+    """Return the 4-WP diamond (WP01; WP02 and WP03 after WP01; WP04 after both) with 1 s agent calls."""
+    deps = {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")}
+    return Dag("diamond", 0, deps, {wp: (1.0, 1.0) for wp in deps})
+
+
+def mission_3x(settings: Settings) -> dict[str, Any]:
+    """Run one spec-kitty 3.x mission with kittydoit and with spec-kitty-orchestrator 0.1.2, runs interleaved."""
+    try:
+        spec_kitty = mission.install()
+    except (mission.Unavailable, RuntimeError) as error:
+        settings.progress(f"3x SKIPPED: spec-kitty-cli {mission.VERSION}: {error}")
+        return {"skipped": f"spec-kitty-cli {mission.VERSION} could not be installed: {error}"}
+    binary, how = orchestrator.install(settings.cache)
+    settings.progress(f"3x: spec-kitty-cli {mission.VERSION} from {spec_kitty}; {how}")
+    dag, workers = diamond(), settings.peer_workers
+    base = mission.environment(settings.work / "3x-home", spec_kitty, {**os.environ, **GIT_ENV})
+    template = settings.work / "templates" / f"3x-{dag.name}"
+    settings.progress(f"3x: preparing the {dag.name} mission (spec-kitty checks it)")
+    slug = mission.prepare(template, dag, agents_yaml(), base)
+    lanes = [lane["wp_ids"] for lane in mission.lanes(dag)]
+    record: dict[str, Any] = {
+        "dag": dag.name, "mission": slug, "wps": len(dag.deps), "workers": workers, "lanes": lanes,
+        "lower_bound": schedule.lower_bound(schedule.in_lanes(dag, lanes), workers),
+        "critical_path": schedule.critical_path(schedule.in_lanes(dag, lanes)), "total_work": dag.total_work,
+        "spec_kitty": mission.VERSION, "orchestrator_how": how, "dag_json": dag.as_json(),
+        "kittydoit": [], "kittydoit_unfinished": [], "orchestrator": [], "orchestrator_unfinished": [],
+    }  # fmt: skip
+    runs = Runs(settings.work)
+    agents_bin = peer.fake_agent_bin(settings.work / "3x-bin")
+    for rep in range(settings.repeat):
+        who_runs: list[tuple[str, list[str], dict[str, str]]] = [
+            ("kittydoit", [sys.executable, "-c", _SPECKITTY_TIMED_MAIN, "-n", str(workers), "run"], base)
+        ]
+        if binary is not None:
+            orchestrator_env = {**base, "PATH": f"{agents_bin}{os.pathsep}{base['PATH']}"}
+            who_runs.append(("orchestrator", orchestrator.command(binary, slug, workers), orchestrator_env))
+        for who, argv, env in who_runs:
+            settings.progress(f"3x: {who} on the {dag.name} mission ({rep + 1}/{settings.repeat})")
+            record_run = _run_3x(runs, template, dag, slug, argv=argv, env=env)
+            finished = set(record_run["lanes"].values()) <= {"approved", "done"} and record_run["returncode"] == 0
+            if not finished:  # reported, not timed
+                settings.progress(f"3x: {who} left WPs unfinished: {record_run['lanes']}")
+            record[who if finished else f"{who}_unfinished"].append(record_run)
+    for who in ("kittydoit", "orchestrator"):
+        record[f"{who}_wall"] = median([r["wall"] for r in record[who]])
+        record[f"{who}_cpu"] = median([r["cpu"] for r in record[who]])
+    record["wall_ratio"] = record["orchestrator_wall"] / record["kittydoit_wall"]
+    if binary is None:
+        record["orchestrator_skipped"] = how
+    return record
+
+
+def _run_3x(
+    runs: Runs, template: Path, dag: Dag, slug: str, *, argv: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    """Run *argv* on a fresh copy of the mission; return its timing, where its time went, and how it ended."""
+    repo = runs.copy(template)
+    durations = repo.parent / f"{repo.name}-durations.json"
+    durations.write_text(json.dumps(dag.durations))
+    timeline = repo.parent / f"{repo.name}-timeline.txt"
+    calls_file = repo.parent / f"{repo.name}-speckitty.txt"
+    env = {**env, "KITTYDOIT_BENCH_DURATIONS": str(durations), "KITTYDOIT_BENCH_TIMELINE": str(timeline),
+           "KITTYDOIT_BENCH_SPECKITTY": str(calls_file)}  # fmt: skip
+    timing = timed(argv, cwd=repo, env=env, check=False)
+    calls = read_timeline(timeline)
+    result = {
+        **timing.as_json(),
+        **mission.ending(repo, slug, env),
+        "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
+        "handoffs": handoffs(calls, dag.deps, timing),
+        "chain": critical_chain(calls, dag.deps, timing),
+        "speckitty_calls": _speckitty_calls(calls_file),
+    }
+    runs.discard(repo)
+    return result
+
+
+def _speckitty_calls(path: Path) -> dict[str, dict[str, float]]:
+    """Return, per kind of spec-kitty call kittydoit made, how many and their total seconds."""
+    if not path.exists():
+        return {}
+    calls: dict[str, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        label, start, end = line.split("\t")
+        entry = calls.setdefault(label, {"count": 0, "seconds": 0.0})
+        entry["count"] += 1
+        entry["seconds"] += float(end) - float(start)
+    return calls

@@ -3,7 +3,8 @@
 The install goes to ``~/.cache/kittydoit-spec-kitty/3.2.7`` (``$KITTYDOIT_SPEC_KITTY_CACHE`` for another folder), a
 virtual environment of its own, so its dependencies never meet kittydoit's. When the package index cannot be reached
 and nothing is cached, :func:`install` raises :class:`Unavailable` and the tests that need spec-kitty are skipped
-with that reason; any other install failure is a test failure.
+with that reason; any other install failure is a test failure. The install and the repository recipe live in
+``bench/mission.py``, which the benchmark's 3.x suite shares.
 
 :func:`mission_repo` turns a mission of the shared 3.x corpus into a git repository spec-kitty accepts, with its WPs
 reopened (the recipe of spec-kitty-3x.md, section 11): every transition dropped but one ``genesis -> planned`` per
@@ -14,80 +15,33 @@ event-log merge driver; ``main`` unprotected (spec-kitty refuses to record statu
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import random
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-VERSION = "3.2.7"
-CACHE = Path(os.environ.get("KITTYDOIT_SPEC_KITTY_CACHE") or Path.home() / ".cache" / "kittydoit-spec-kitty") / VERSION
+from bench.mission import (  # shared with the benchmark's 3.x suite
+    CACHE,
+    VERSION,
+    Unavailable,
+    bin_dir,
+    environment,
+    genesis,
+    git,
+    init_repo,
+    install,
+    pin_planning_commit,
+    ulid,
+    unprotect,
+)
+
+__all__ = ["CACHE", "VERSION", "Mission", "Unavailable", "bin_dir", "install", "mission_repo", "ulid"]
+
 CORPUS = Path(__file__).with_name("corpus") / "v3" / "kitty-specs"
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class Unavailable(Exception):
-    """The package index cannot be reached and spec-kitty is not cached: the tier cannot run."""
-
-
-def bin_dir() -> Path:
-    return CACHE / "bin"
-
-
-def install() -> Path:
-    """Install spec-kitty-cli (once per machine) and return the folder holding its ``spec-kitty``."""
-    done = CACHE / ".installed"
-    if done.exists():
-        return bin_dir()
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    with (CACHE.parent / f".{VERSION}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test sessions on one machine install it once
-        if done.exists():
-            return bin_dir()
-        shutil.rmtree(CACHE, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(CACHE)], check=True, capture_output=True)
-        pip = subprocess.run(
-            [str(CACHE / "bin" / "pip"), "install", "-q", f"spec-kitty-cli=={VERSION}"],
-            capture_output=True, text=True, timeout=900, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        if pip.returncode != 0:
-            shutil.rmtree(CACHE, ignore_errors=True)
-            reason = _index_unreachable()
-            if reason:
-                raise Unavailable(reason)
-            raise AssertionError(f"pip could not install spec-kitty-cli=={VERSION}:\n{pip.stderr[-2000:]}")
-        done.write_text(VERSION + "\n")
-    return bin_dir()
-
-
-def _index_unreachable() -> str | None:
-    index = "https://pypi.org/simple/spec-kitty-cli/"
-    config = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
-                            capture_output=True, text=True, check=False)  # fmt: skip
-    if config.returncode == 0 and config.stdout.strip().startswith("http"):
-        index = config.stdout.strip().rstrip("/") + "/spec-kitty-cli/"
-    try:
-        with urllib.request.urlopen(index, timeout=20):  # noqa: S310  # a fixed https address
-            return None
-    except OSError as error:
-        return f"the package index ({index}) cannot be reached: {error}"
-
-
-def ulid() -> str:
-    number = (int(time.time() * 1000) << 80) | random.getrandbits(80)
-    return "".join(_CROCKFORD[(number >> (5 * i)) & 31] for i in reversed(range(26)))
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @dataclass
@@ -147,38 +101,18 @@ def mission_repo(
     root = base / "repo"
     meta = json.loads((source / "meta.json").read_text())
     slug = str(meta.get("mission_slug") or name)
-    target = str(meta.get("target_branch") or "main")
-    root.mkdir(parents=True)
-    git(root, "init", "-q", "-b", target)
-    git(root, "config", "user.name", "Test")
-    git(root, "config", "user.email", "test@example.com")
-    git(root, "config", "merge.spec-kitty-event-log.driver", "spec-kitty merge-driver-event-log %O %A %B")
-    (root / ".gitattributes").write_text("kitty-specs/**/status.events.jsonl merge=spec-kitty-event-log\n")
-    (root / "README.md").write_text("A project planned with spec-kitty.\n")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "project")
+    init_repo(root, str(meta.get("target_branch") or "main"))
     folder = root / "kitty-specs" / name
     shutil.copytree(source, folder)
     _reopen(folder / "status.events.jsonl", folder, slug, meta.get("mission_id"))
     state, plan = base / "agent-state", base / "plan.json"
     plan.write_text("{}")
-    kittify = root / ".kittify"
-    kittify.mkdir()
-    (kittify / "config.yaml").write_text("protection:\n  protected_branches: []\n")
-    (kittify / "agents.yaml").write_text(_agents_yaml(state, plan, implementers, reviewers) + config_extra)
+    unprotect(root)
+    (root / ".kittify" / "agents.yaml").write_text(_agents_yaml(state, plan, implementers, reviewers) + config_extra)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", f"mission {name}")
-    lanes = folder / "lanes.json"
-    if lanes.exists():
-        data = json.loads(lanes.read_text())
-        data["planning_commit_sha"] = git(root, "rev-parse", "HEAD").strip()
-        lanes.write_text(json.dumps(data, indent=2) + "\n")
-        git(root, "commit", "-q", "-am", "lanes.json: the planning commit of this repository")
-    home = base / "home"
-    home.mkdir()
-    path = os.environ["PATH"] if spec_kitty is None else f"{spec_kitty}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "PATH": path, "HOME": str(home), "SPEC_KITTY_HOME": str(home / ".spec-kitty"),
-           "SPEC_KITTY_ENABLE_SAAS_SYNC": "0", "SPEC_KITTY_NO_UPGRADE_CHECK": "1", "CI": "true"}  # fmt: skip
+    pin_planning_commit(root, folder)
+    env = environment(base / "home", spec_kitty)
     return Mission(root=root, slug=slug, state=state, plan_file=plan, env=env)
 
 
@@ -197,11 +131,7 @@ def _reopen(log: Path, folder: Path, slug: str, mission_id: object) -> None:
                 seeded.add(data["wp_id"])
     for wp in wps:
         if wp not in seeded:
-            event = {"event_id": ulid(), "wp_id": wp, "from_lane": "genesis", "to_lane": "planned",
-                     "at": "2026-01-01T00:00:00.000000+00:00", "actor": "finalize-tasks", "force": False,
-                     "execution_mode": "worktree", "mission_slug": slug, "mission_id": mission_id, "reason": None,
-                     "review_ref": None, "evidence": None, "policy_metadata": None}  # fmt: skip
-            kept.append(json.dumps(event, sort_keys=True))
+            kept.append(genesis(wp, slug, mission_id))
     log.write_text("\n".join(kept) + "\n")
 
 

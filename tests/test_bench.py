@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from conftest import make_repo
 
-from bench import dispatch, schedule
+from bench import dispatch, mission, report, schedule
 from bench.dags import IMPLEMENT_SHARE, Dag, make_dag, zero_time
+from bench.measure import Call, Timing, critical_chain
 from kittydoit.context import load_context
 from kittydoit.tasks import task_dicts
 
@@ -108,3 +109,86 @@ def test_simulated_tasks_mirror_kittydoits(tmp_path) -> None:  # type: ignore[no
         return [(f"{d['basename']}:{d.get('name')}", deps(d), targets(d)) for d in dicts]
 
     assert shape(list(dispatch.task_dicts(dag))) == shape(list(task_dicts(ctx)))
+
+
+def test_execution_lanes_chain_their_wps_in_the_bound() -> None:
+    diamond = dag_of(
+        {wp: (1.0, 1.0) for wp in ("WP01", "WP02", "WP03", "WP04")},
+        {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")},
+    )
+    one_each = [lane["wp_ids"] for lane in mission.lanes(diamond)]
+    assert one_each == [["WP01"], ["WP02"], ["WP03"], ["WP04"]]
+    # three waves of implement + review: WP01, then WP02 and WP03 side by side, then WP04
+    assert schedule.lower_bound(schedule.in_lanes(diamond, one_each), 2) == 6.0
+    assert schedule.lower_bound(schedule.in_lanes(diamond, one_each), 1) == 8.0
+    # WP02 and WP03 in one lane share a worktree: they run one after the other
+    shared = schedule.in_lanes(diamond, [["WP01"], ["WP02", "WP03"], ["WP04"]])
+    assert shared.deps["WP03"] == ("WP01", "WP02")
+    assert schedule.lower_bound(shared, 2) == 8.0
+
+
+def test_lanes_json_follows_the_dependencies() -> None:
+    dag = make_dag(30, width=3, seed=2)
+    lanes = mission.lanes(dag)
+    lane_of = {lane["wp_ids"][0]: lane["lane_id"] for lane in lanes}
+    assert [lane["lane_id"] for lane in lanes][:3] == ["lane-a", "lane-b", "lane-c"]
+    assert lanes[26]["lane_id"] == "lane-aa"
+    for lane in lanes:
+        (wp,) = lane["wp_ids"]
+        assert lane["depends_on_lanes"] == [lane_of[d] for d in dag.deps[wp]]
+        groups = [other["parallel_group"] for other in lanes if other["lane_id"] in lane["depends_on_lanes"]]
+        assert lane["parallel_group"] == 1 + max(groups, default=-1)
+    assert len({t for wp in dag.deps for t in mission.subtasks(wp)}) == 2 * len(dag.deps)  # unique ids
+
+
+def test_the_critical_chain_adds_up_to_the_wall_time() -> None:
+    deps = {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")}
+    calls = [
+        Call("implement", "WP01", 100.5, 101.5),
+        Call("review", "WP01", 101.7, 102.7),
+        Call("implement", "WP02", 103.0, 104.0),
+        Call("implement", "WP03", 103.1, 104.1),
+        Call("review", "WP02", 104.3, 105.3),
+        Call("review", "WP03", 104.4, 105.6),  # ends last: WP04 waits for it
+        Call("implement", "WP04", 106.0, 107.0),
+        Call("review", "WP04", 107.2, 108.2),
+    ]
+    timing = Timing(argv=("x",), started_at=100.0, wall=9.0, cpu=0.0, max_rss_mb=0.0, returncode=0)
+    chain = critical_chain(calls, deps, timing)
+    assert chain["wps"] == ["WP01", "WP03", "WP04"]
+    assert chain["start"] == pytest.approx(0.5)
+    assert chain["agents"] == pytest.approx(6.2)
+    assert chain["review"] == pytest.approx(0.2 + 0.3 + 0.2)
+    assert chain["dependency"] == pytest.approx(0.4 + 0.4)
+    assert chain["end"] == pytest.approx(0.8)
+    parts = sum(chain[k] for k in ("start", "agents", "review", "dependency", "end"))
+    assert parts == pytest.approx(timing.wall)
+
+
+def test_the_3x_report_counts_unfinished_runs_and_says_where_time_went() -> None:
+    def run(wall: float, lane: str, forced: int, returncode: int = 0) -> dict[str, object]:
+        chain = {"start": 1.0, "agents": 6.0, "review": 1.0, "dependency": 1.0, "end": wall - 9.0, "wps": []}
+        return {"wall": wall, "cpu": 1.0, "returncode": returncode, "lanes": {"WP01": lane}, "valid": True,
+                "validate_errors": [], "force_count": {"WP01": forced}, "chain": chain,
+                "speckitty_calls": {"transition": {"count": 2, "seconds": 1.0}}}  # fmt: skip
+
+    record = {
+        "dag": "diamond", "mission": "bench-diamond-x", "wps": 4, "workers": 2, "lanes": [["WP01"]],
+        "lower_bound": 6.0, "critical_path": 6.0, "total_work": 8.0, "spec_kitty": "3.2.7", "orchestrator_how": "x",
+        "kittydoit": [run(10.0, "approved", 0)], "kittydoit_unfinished": [],
+        "orchestrator": [run(120.0, "done", 2)], "orchestrator_unfinished": [run(50.0, "in_progress", 1, 1)],
+        "kittydoit_wall": 10.0, "kittydoit_cpu": 1.0, "orchestrator_wall": 120.0, "orchestrator_cpu": 1.0,
+        "wall_ratio": 12.0,
+    }  # fmt: skip
+    machine = {"cpu_model": "cpu", "cpus": 2, "memory_gb": 1.0, "load_before": "0", "load_after": "0",
+               "system": "Linux", "python": "3", "git": "git", "doit": "0", "kittydoit_commit": "x"}  # fmt: skip
+    data = {"3x": record, "started": "now", "command": "python -m bench --only 3x", "mode": "quick", "repeat": 1,
+            "elapsed": 60.0, "machine": machine}  # fmt: skip
+    text = report.render(data, raw="3x.json")
+    assert "[3x.json](3x.json)" in text
+    assert "| 120.0 s against 10.0 s: 12.0x | met |" in text
+    assert "| spec-kitty-orchestrator 0.1.2 `--max-concurrent 2` | 1 | 1 | 120.0 s | +114.0 s |" in text
+    assert "| 4.0 s of 10.0 s (40 %) | 114.0 s of 120.0 s (95 %) |" in text
+    assert "| transition | 2 | 1.00 s | 0.50 s |" in text
+    skipped = report.render({**data, "3x": {"skipped": "no index"}}, raw="3x.json")
+    assert "skipped: no index" in skipped
