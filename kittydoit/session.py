@@ -82,7 +82,9 @@ class Session:
         if speckitty is None or all(self.ctx.feature.wps[w].lane in FINISHED_3X for w in wps):
             return  # a 0.x feature, or nothing the run could change (starting spec-kitty costs seconds)
         try:
-            self.speckitty_note = speckitty.start(self.ctx.paths.logs / "spec-kitty-server.log")
+            self.speckitty_note = speckitty.start(
+                self.ctx.paths.logs / "spec-kitty-server.log", plain_flag=self.ctx.paths.state / "spec-kitty-plain"
+            )
             problems = refused_policies(speckitty, self.ctx.config)
         except SpecKittyFailure as failure:  # spec-kitty is there but broken: nothing can move a lane
             speckitty.close()
@@ -95,6 +97,8 @@ class Session:
         """Record WP news in the state file: at most every half second (the last news at the end of the run).
         The per-WP records that ``kittydoit status`` also reads are always current."""
         self._pending[wp_id] = (status, reason)
+        if self.ctx.speckitty is not None:
+            self.ctx.speckitty.compare()  # the plain command's contract-version, once it has answered
         if time.monotonic() - self._flushed >= _FLUSH_EVERY:
             self.flush()
 

@@ -39,6 +39,7 @@ INSTALL = "pip install 'spec-kitty-cli>=3.2.6' (or pipx install spec-kitty-cli),
 _SERVER = Path(__file__).with_name("speckitty_server.py")
 _CALL_TIMEOUT = 300.0  # a status lock held by a stuck spec-kitty process must not hang a run forever
 _START_TIMEOUT = 60.0
+_CONTRACT = ("orchestrator-api", "contract-version", "--provider-version", __version__)
 
 
 class SpecKittyMissing(UserError):
@@ -62,37 +63,70 @@ class SpecKitty:
     binary: str | None = None
     address: str | None = None  # the server's abstract socket, once it answers
     contract: str | None = None
+    plain_flag: Path | None = None  # when it exists, every process of the run uses plain commands
     _server: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _check: subprocess.Popen[str] | None = field(default=None, repr=False)
+    _served_contract: Any = field(default=None, repr=False)
 
     # ---- start and stop -----------------------------------------------------------------------------------
 
-    def start(self, log_path: Path | None = None) -> str:
+    def start(self, log_path: Path | None = None, plain_flag: Path | None = None) -> str:
         """Check spec-kitty's contract and start the server; return a line saying how calls will go.
 
-        Raise SpecKittyMissing when spec-kitty is not installed or too old.
+        The contract is checked through the server as soon as it listens. The plain command's answer is compared
+        with the server's while the run goes on (:meth:`compare`): when they differ, *plain_flag* is written and
+        every process of the run uses plain commands from then on. Raise SpecKittyMissing when spec-kitty is not
+        installed or too old.
         """
         self.binary = shutil.which("spec-kitty", path=self.environ.get("PATH"))
         if self.binary is None:
             raise SpecKittyMissing(None, f"spec-kitty is not installed; 3.x missions run through it. {INSTALL}")
+        self.plain_flag = plain_flag
+        if plain_flag is not None:
+            plain_flag.unlink(missing_ok=True)
         python = _interpreter(Path(self.binary))
-        server = self._spawn_server(python, log_path) if python else None
-        plain = self._plain(["orchestrator-api", "contract-version", "--provider-version", __version__])
-        self.contract = _contract(plain, self.binary)
-        if server is None:
-            return f"spec-kitty {self.contract} at {self.binary}: plain commands (its interpreter was not found)"
-        address = self._await_server(server)
+        spawned = self._spawn_server(python, log_path) if python else None
+        address = self._await_server(spawned) if spawned else None
+        served = None
         if address is not None:
             self.address = address
-            served = self._served(["orchestrator-api", "contract-version", "--provider-version", __version__])
-            if served is not None and _data(served) == _data(plain):
-                return f"spec-kitty contract {self.contract} at {self.binary}, served by one long-lived process"
+            served = self._served(list(_CONTRACT))
+        if served is None:  # no server: the plain command checks the contract, and serves every call
+            self.close()
+            self.contract = _contract(self._plain(list(_CONTRACT)).stdout, self.binary)
+            how = "plain commands" + ("" if python else " (its interpreter was not found)")
+            return f"spec-kitty contract {self.contract} at {self.binary}: {how}"
+        self.contract = _contract(str(served.get("stdout", "")), self.binary)
+        self._served_contract = _data(str(served.get("stdout", "")))
+        self._check = subprocess.Popen(
+            [self.binary, *_CONTRACT], cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        return f"spec-kitty contract {self.contract} at {self.binary}, served by one long-lived process"
+
+    def compare(self, wait: bool = False) -> None:
+        """Once the plain command has answered contract-version, fall back to it for good if the server differs."""
+        check = self._check
+        if check is None or (not wait and check.poll() is None):
+            return
+        self._check = None
+        try:
+            out, _ = check.communicate(timeout=_CALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            check.kill()
+            check.communicate()
+            return
+        if _data(out) != self._served_contract:
+            log.warning("spec-kitty's server did not answer as `spec-kitty` does; using plain commands (slower)")
+            if self.plain_flag is not None:
+                self.plain_flag.parent.mkdir(parents=True, exist_ok=True)
+                self.plain_flag.write_text("the server's contract-version differed from `spec-kitty`'s\n")
             self.address = None
-        log.warning("spec-kitty's server did not answer as `spec-kitty` does; using plain commands (slower)")
-        self.close()
-        return f"spec-kitty contract {self.contract} at {self.binary}: plain commands"
 
     def close(self) -> None:
         """Stop the server (closing its stdin is what stops it)."""
+        if self._check is not None:
+            self.compare(wait=True)
         server, self._server = self._server, None
         self.address = None
         if server is None:
@@ -124,6 +158,8 @@ class SpecKitty:
 
     def run(self, *argv: str) -> tuple[int, str, str]:
         """Run ``spec-kitty ARGV`` (through the server when it is up); return exit code, stdout and stderr."""
+        if self.address is not None and self.plain_flag is not None and self.plain_flag.exists():
+            self.address = None  # the run found the server answering differently: plain commands from now on
         if self.address is not None:
             answer = self._served(list(argv))
             if answer is not None:
@@ -295,17 +331,13 @@ def _envelope(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _data(answer: Any) -> Any:
-    if isinstance(answer, subprocess.CompletedProcess):
-        envelope = _envelope(answer.stdout)
-    else:
-        envelope = _envelope(str(answer.get("stdout", "")))
-    return (envelope or {}).get("data")
+def _data(stdout: str) -> Any:
+    return (_envelope(stdout) or {}).get("data")
 
 
-def _contract(result: subprocess.CompletedProcess[str], binary: str) -> str:
+def _contract(stdout: str, binary: str) -> str:
     """Return the contract version spec-kitty reports; refuse one older than MIN_CONTRACT."""
-    envelope = _envelope(result.stdout)
+    envelope = _envelope(stdout)
     version = str(((envelope or {}).get("data") or {}).get("api_version") or "")
     if not envelope or not envelope.get("success") or not version:
         raise SpecKittyMissing(

@@ -232,7 +232,9 @@ def _review(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
     implemented = _read_marker(ctx.paths.marker(wp.id, "implement"))
     base, implementer = str(implemented["base"]), str(implemented["agent"])
-    worktree = phase.lanes.workspace(wp.id) or ctx.paths.worktree(wp.id)
+    recorded = Path(str(implemented.get("worktree") or ctx.paths.worktree(wp.id)))
+    # The workspace the implementation ran in; a 3.x mission's is asked of spec-kitty only when it has moved.
+    worktree = recorded if (recorded / ".git").exists() else phase.lanes.workspace(wp.id) or recorded
     if not (worktree / ".git").exists():
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
