@@ -5,10 +5,12 @@ at the end, whatever happened; kittydoit's reporter opens and closes the session
 
 - The run lock (``flock`` on ``.kittify/kittydoit/<feature>/run.lock``) refuses a second run of the same
   feature. doit's worker processes inherit it, so the lock is free only when every process of a run is gone.
-- SIGINT and SIGTERM become KeyboardInterrupt (once; later ones are ignored while the run stops): doit then
-  saves its database and stops its workers, and each worker stops its agent's process group before it exits.
-  The run is recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, ``kittydoit abort``).
-- Agent process groups a killed run left behind (recorded in ``pids/``) are stopped before work starts.
+- SIGINT, SIGTERM and SIGHUP (the terminal closed) become KeyboardInterrupt, once: doit then saves its database
+  and stops its workers, and each worker has its agent stopped before it exits (:mod:`kittydoit.workers`). A
+  second one makes the stop hurry: workers still stopping are killed, and their agents with them. The run is
+  recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, SIGHUP, ``kittydoit abort``).
+- Agents die with their worker or orchestrator (:mod:`kittydoit.supervisor`); an agent process group recorded
+  in ``pids/`` that still outlived them is stopped before work starts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -26,9 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
-from kittydoit.process import stop_recorded
+from kittydoit.process import HELD_SIGNALS, stop_recorded
 from kittydoit.state import RunState, read_json
 
 log = logging.getLogger(__name__)
@@ -47,14 +51,16 @@ class Session:
         self.state = RunState(ctx.paths.root, ctx.paths.feature, ctx.paths.state, ctx.clock)
         self.run_id: str | None = None
         self.stop_reason: str | None = None
+        self.hurry = False  # asked to stop a second time: stop at once
         self.stopped_leftovers: list[int] = []
         self._lock: IO[str] | None = None
+        self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
 
     def start(self, wps: Mapping[str, str]) -> None:
-        """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM."""
+        """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM/SIGHUP."""
         paths = self.ctx.paths
         paths.state.mkdir(parents=True, exist_ok=True)
         self._lock = acquire_run_lock(paths)
@@ -63,8 +69,10 @@ class Session:
         if self.stopped_leftovers:
             log.warning("stopped %d agent process group(s) left by a killed run", len(self.stopped_leftovers))
         self.run_id = self.state.start(wps=wps, pid=os.getpid(), argv=sys.argv)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        self._pid = os.getpid()
+        for sig in HELD_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
+        multiprocessing.util.register_after_fork(self, Session._in_worker)  # doit's -n workers
         _exclude_runtime_files(self.ctx)
 
     def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
@@ -82,7 +90,7 @@ class Session:
         self._flushed = time.monotonic()
 
     def close(self, status: str) -> None:
-        """Record the end of the run, release the run lock and give SIGINT/SIGTERM back."""
+        """Record the end of the run, release the run lock and give the signals back."""
         try:
             if self.run_id is not None:
                 self.flush()
@@ -98,14 +106,26 @@ class Session:
                 self._lock.close()
                 self._lock = None
 
+    def reap_workers(self) -> list[int]:
+        """Wait for doit's workers to stop their agents (the grace period and a second), then kill what is left."""
+        return workers.reap(self.ctx.runner.grace_seconds, lambda: self.hurry)
+
+    def _in_worker(self) -> None:
+        workers.adopt(self._pid)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
+        if os.getpid() != self._pid:
+            return  # a doit worker between its fork and workers.adopt: the orchestrator stops the run
         if self.stop_reason:
-            return  # already stopping: let the stop finish
+            self.hurry = True  # asked again: workers still stopping are killed (see reap_workers)
+            return
         if signum == signal.SIGINT:
             self.stop_reason = "interrupted (Ctrl-C)"
         elif self.ctx.paths.abort_request.exists():
             self.stop_reason = "aborted with `kittydoit abort`"
+        elif signum == signal.SIGHUP:
+            self.stop_reason = "stopped by SIGHUP (the terminal was closed)"
         else:
             self.stop_reason = "stopped by SIGTERM"
         raise KeyboardInterrupt

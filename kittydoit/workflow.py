@@ -14,13 +14,10 @@ Failures travel as exceptions inside this module and become a doit ``TaskFailed`
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
 import shlex
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,11 +35,9 @@ from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import LaneError, Lanes
-from kittydoit.process import interrupt_once
 from kittydoit.slots import Slots
 from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
 
-_PR_SET_PDEATHSIG = 1
 _NO_DETAILS = "(the reviewer asked for changes without details)"
 
 
@@ -98,23 +93,21 @@ class _Phase:
 def _boundary(
     ctx: Context, wp_id: str, phase: str, work: Callable[[_Phase], dict[str, Any]]
 ) -> dict[str, Any] | TaskFailed:
-    _tie_to_orchestrator(ctx)
     log_path = ctx.paths.log(wp_id, phase)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _note(log_path, f"{phase} {wp_id} started")
-    with interrupt_once():
-        try:
-            with _wp_lock(ctx, wp_id):
-                state = _Phase(ctx, wp_id)
-                return work(state)
-        except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
-            message = f"{wp_id} {phase} failed: {failure}"
-            if isinstance(failure, NeedsHuman):
-                message = _needs_human(ctx, wp_id, phase, str(failure))
-            _note(log_path, message)
-            with contextlib.suppress(OSError):  # the failure itself is what must reach the user
-                WPRecord(ctx.paths.wp_record(wp_id), wp_id, _run_id(ctx), ctx.clock).finish(FAILED, message)
-            return TaskFailed(message)
+    try:
+        with _wp_lock(ctx, wp_id):
+            state = _Phase(ctx, wp_id)
+            return work(state)
+    except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
+        message = f"{wp_id} {phase} failed: {failure}"
+        if isinstance(failure, NeedsHuman):
+            message = _needs_human(ctx, wp_id, phase, str(failure))
+        _note(log_path, message)
+        with contextlib.suppress(OSError):  # the failure itself is what must reach the user
+            WPRecord(ctx.paths.wp_record(wp_id), wp_id, _run_id(ctx), ctx.clock).finish(FAILED, message)
+        return TaskFailed(message)
 
 
 def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
@@ -429,16 +422,3 @@ def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _tie_to_orchestrator(ctx: Context) -> None:
-    """In a doit worker process, ask for SIGTERM when the orchestrator dies, even by SIGKILL.
-
-    SIGTERM raises KeyboardInterrupt (see kittydoit.process.interrupt_once), which stops the running agent's
-    process group.
-    """
-    if os.getpid() == ctx.main_pid or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != ctx.main_pid:  # the orchestrator died before the request took effect
-        raise KeyboardInterrupt
