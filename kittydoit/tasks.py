@@ -21,7 +21,7 @@ from typing import Any
 
 from doit.tools import config_changed
 
-from kittydoit import prompts, workflow
+from kittydoit import evidence, workflow
 from kittydoit.context import Context
 
 PHASES = ("implement", "review")
@@ -59,14 +59,8 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     def log(wp_id: str, phase: str) -> str:
         return f"{logs}/{wp_id}-{phase}.log"
 
-    implement_fp = {
-        "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
-        "agents": ctx.config.fingerprint("implementation"),
-    }
-    review_fp = {
-        "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
-        "agents": ctx.config.fingerprint("review"),
-    }
+    fingerprints = evidence.settings(ctx)  # the same the done-markers record (see kittydoit.evidence)
+    implement_fp, review_fp = fingerprints["implement"], fingerprints["review"]
     phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]

@@ -26,7 +26,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from kittydoit import outputs, prompts
+from kittydoit import evidence, outputs, prompts, repair
 from kittydoit.agents import PromptTooLong
 from kittydoit.attempts import Attempt, NeedsHuman, Outcome, PhaseRun, classify
 from kittydoit.config import AgentSettings
@@ -125,6 +125,10 @@ def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
 
 def _implement(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
+    done = _already_complete(phase, "implement")
+    if done is not None:
+        phase.record.update(status="implemented", phase=None, implementer=done.get("agent"))
+        return done
     phase.record.start("preparing worktree")
     worktree, base = _prepare(ctx, wp, phase.log("implement"))
     doc, lane = phase.lanes.current(wp.id)
@@ -146,14 +150,19 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
+    for line in repair.repair(ctx, wp.id):
+        _note(log_path, line)
     fresh = git.prepare_worktree(worktree, branch, ctx.target_branch)
     if not fresh and git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
         _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
+    if wp.dependencies:  # a merge cut off by a kill is undone back to here (see kittydoit.repair)
+        repair.merge_started(ctx, wp.id, git.rev("HEAD", cwd=worktree))
     for dep in wp.dependencies:
         dep_branch = paths.branch(dep)
         if git.merge(worktree, dep_branch, branch):  # no branch: a dependency done before kittydoit
             merged.append(dep_branch)
+    repair.merge_done(ctx, wp.id)
     if fresh:  # nothing but the target branch and the dependencies yet: that is the base
         return worktree, git.rev("HEAD", cwd=worktree)
     return worktree, git.base(worktree, ctx.target_branch, merged)
@@ -221,9 +230,16 @@ def _pending_feedback(doc: Any) -> str | None:
 
 def _review(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
+    done = _already_complete(phase, "review")
+    if done is not None:
+        phase.record.update(reviewer=done.get("agent"), single_agent=bool(done.get("single_agent")))
+        phase.record.finish(DONE)
+        return done
     implemented = _read_marker(ctx.paths.marker(wp.id, "implement"))
     base, implementer = str(implemented["base"]), str(implemented["agent"])
     worktree = ctx.paths.worktree(wp.id)
+    for line in repair.repair(ctx, wp.id):
+        _note(phase.log("review"), line)
     if not (worktree / ".git").exists():
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
@@ -242,11 +258,12 @@ def _review(phase: _Phase) -> dict[str, Any]:
                                      {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
-            phase.lanes.approve(wp.id, reviewer=reviewer, note=f"Review passed{': ' + summary if summary else ''}")
             record = {"wp": wp.id, "phase": "review", "agent": reviewer, "implementer": implementer,
                       "base": base, "head": diff.head, "reviews": cycle,
                       "single_agent": reviewer == implementer}  # fmt: skip
+            # The marker first: a run killed between the two finishes the lane move (see kittydoit.evidence).
             _write_marker(ctx, ctx.paths.marker(wp.id, "review"), record)
+            phase.lanes.approve(wp.id, reviewer=reviewer, note=f"Review passed{': ' + summary if summary else ''}")
             phase.record.update(reviewer=reviewer, single_agent=reviewer == implementer)
             phase.record.finish(DONE)
             return record
@@ -390,10 +407,22 @@ def _note(log_path: Path, text: str) -> None:
         handle.write(f"\n[kittydoit {stamp}] {text}\n")
 
 
+def _already_complete(phase: _Phase, name: str) -> dict[str, Any] | None:
+    """Return the phase's done-marker when the durable evidence says it is complete (a run killed before doit
+    recorded it), noting that in the log; None when the phase has work to do."""
+    done = evidence.completed(phase.ctx, phase.lanes, phase.wp.id, name)
+    if done is not None:
+        _note(phase.log(name), f"{name} was already complete (done-marker, branch head {str(done.get('head'))[:12]} "
+                               f"and lane agree): recorded as done without invoking an agent")  # fmt: skip
+    return done
+
+
 def _write_marker(ctx: Context, path: Path, record: Mapping[str, object]) -> None:
-    """Write a done-marker: unique content, so dependants see a rerun as a change (doit compares md5s)."""
+    """Write a done-marker: unique content, so dependants see a rerun as a change (doit compares md5s), and the
+    inputs it was made from, so a later run can tell it still holds (see kittydoit.evidence)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**record, "finished_at": ctx.clock().isoformat(), "nonce": uuid.uuid4().hex}
+    made_from = evidence.inputs(ctx, str(record["wp"]), str(record["phase"]))
+    data = {**record, "inputs": made_from, "finished_at": ctx.clock().isoformat(), "nonce": uuid.uuid4().hex}
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
