@@ -226,9 +226,9 @@ class Abort(Command):  # type: ignore[misc]
     doc_purpose = "stop a running orchestration from another terminal; no process of the run survives"
     doc_usage = "[--feature NNN-slug] [--remove-worktrees] [--timeout SECONDS]"
     doc_description = (
-        "Sends the orchestrator SIGTERM, as Ctrl-C would: it stops every agent (whole process groups), records "
-        "the run as aborted, and exits. If it has not stopped after --timeout seconds it is killed and any agent "
-        "left is stopped. Worktrees are kept (their work is not lost); `kittydoit run` resumes.\n\n"
+        "Sends the orchestrator SIGTERM, as Ctrl-C would: it stops every agent (everything the agent started), "
+        "records the run as aborted, and exits. If it has not stopped after --timeout seconds it is killed, and "
+        "its agents die with it. Worktrees are kept (their work is not lost); `kittydoit run` resumes.\n\n"
         "Example:\n  kittydoit abort --feature 001-demo"
     )
     cmd_options = (

@@ -51,10 +51,10 @@ class _Where:
         return [path for path in found if path.exists()]
 
     def half_made(self) -> bool:
-        """Tell whether ``git worktree add`` was cut off: locked by git itself, and not (yet) on the WP's branch.
+        """Tell whether ``git worktree add`` was cut off: the worktree is still locked by git itself.
 
-        git locks a worktree it is making with the reason "initializing" (translated in other locales, so a lock
-        on a worktree that never had an index counts too); a lock a person set on a finished worktree does not.
+        git locks a worktree while it makes it, with the reason "initializing" (translated in other locales, so a
+        lock on a worktree that has no index yet counts too); a lock a person set on a finished worktree does not.
         """
         if self.admin is None:
             return False
@@ -62,13 +62,7 @@ class _Where:
             reason = (self.admin / "locked").read_text(encoding="utf-8").strip()
         except OSError:
             return False
-        if reason != "initializing" and (self.admin / "index").exists():
-            return False
-        try:
-            head = (self.admin / "HEAD").read_text(encoding="utf-8").strip()
-        except OSError:
-            return True
-        return not (self.worktree / ".git").exists() or head != f"ref: refs/heads/{self.branch}"
+        return reason == "initializing" or not (self.admin / "index").exists()
 
 
 def merge_started(ctx: Context, wp_id: str, head: str) -> None:

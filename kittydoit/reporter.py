@@ -175,6 +175,7 @@ class Reporter:
         pass
 
     def execute_task(self, task: Any) -> None:
+        self._stop_if_asked()
         wp, phase = _split(task.name)
         if not wp or not phase or not task.actions:
             return
@@ -189,6 +190,7 @@ class Reporter:
             self._view.refresh(self._snapshot())
 
     def add_success(self, task: Any) -> None:
+        self._stop_if_asked()
         wp, phase = _split(task.name)
         if not wp or not task.actions:
             return
@@ -256,6 +258,7 @@ class Reporter:
         self._errors.append(msg)
 
     def complete_run(self) -> None:
+        self.session.stopping = True
         interrupted = sys.exc_info()[0] is KeyboardInterrupt or self.session.stop_reason is not None
         status = self._status(interrupted)
         try:
@@ -314,7 +317,14 @@ class Reporter:
             self._view.event(event, self._stamp())
         return record
 
+    def _stop_if_asked(self) -> None:
+        """Stop the run when a stop was asked for and its KeyboardInterrupt got lost (see kittydoit.session)."""
+        if self.session.stop_lost():
+            raise KeyboardInterrupt
+
     def _tick(self) -> None:
+        if self.session.stop_lost(after=_TICK):
+            self.session.ask_again()
         with self._lock:
             for wp in list(self._active):
                 self._observe(wp)

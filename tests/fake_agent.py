@@ -68,7 +68,7 @@ def main() -> int:
     return code
 
 
-def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str) -> int:
+def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str) -> int:  # noqa: PLR0912
     if step.get("ignore_term"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for key in ("child", "escape"):
