@@ -181,7 +181,7 @@ def test_ctrl_c_at_30_instants_always_stops_promptly_without_a_traceback(tmp_pat
         # From kittydoit reading the feature (Ctrl-C while Python itself starts is Python's to report) on, the
         # instant varies over loading, starting the workers, git and agents running and workers waiting for work.
         wait_for((repo.root / ".kittify" / "kittydoit" / FEATURE / "parsed").exists, what="kittydoit loading")
-        time.sleep(0.04 * attempt)
+        time.sleep(0.03 * attempt)
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
         pressed = time.monotonic()
         out, err = run.communicate(timeout=60)
