@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kittydoit.process import signals_held
+
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kittydoit",
     "GIT_AUTHOR_EMAIL": "kittydoit@localhost",
@@ -53,16 +55,20 @@ class Git:
     # ---- plumbing ---------------------------------------------------------------------------------------
 
     def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``git args`` in *cwd* (the root by default); raise GitError on failure when *check*."""
-        result = subprocess.run(
-            ["git", *_CONFIG, *args],
-            cwd=cwd or self.root,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        """Run ``git args`` in *cwd* (the root by default); raise GitError on failure when *check*.
+
+        A stop signal waits until git is done: git killed midway leaves locks behind (see kittydoit.repair).
+        """
+        with signals_held():
+            result = subprocess.run(
+                ["git", *_CONFIG, *args],
+                cwd=cwd or self.root,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else result.returncode}")

@@ -450,4 +450,3 @@ def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
