@@ -207,7 +207,8 @@ class StatusCmd(Command):  # type: ignore[misc]
     doc_usage = "[--feature NNN-slug] [--json]"
     doc_description = (
         "Works from any terminal, while a run is going or after it. Without --feature it shows the feature whose "
-        "run is going, else the last one run.\n\nExamples:\n  kittydoit status\n  kittydoit status --json | jq .counts"
+        "run is going, else the last one run. A run whose orchestrator was killed (kill -9) shows as aborted, "
+        "saying the orchestrator is gone.\n\nExamples:\n  kittydoit status\n  kittydoit status --json | jq .counts"
     )
     cmd_options = (
         opt_feature_cmd,
