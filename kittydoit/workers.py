@@ -31,6 +31,7 @@ from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
 _LOOK = 0.1  # seconds between looks at whether the user asked again
+_WORKER_LOOP = "execute_task_subprocess"  # doit 0.37's worker loop (doit.runner.MRunner)
 
 
 def adopt(main_pid: int) -> None:
@@ -45,15 +46,32 @@ def adopt(main_pid: int) -> None:
 
 
 class _Once:
-    """A SIGTERM handler: the first one raises KeyboardInterrupt, later ones are ignored."""
+    """A SIGTERM handler: the first one raises KeyboardInterrupt, later ones are ignored.
+
+    doit's worker loop reports a KeyboardInterrupt to the orchestrator and ends; before the worker is in that loop
+    (it is still starting), a KeyboardInterrupt would end it with a traceback, and it has nothing to stop yet: it
+    just exits.
+    """
 
     def __init__(self) -> None:
         self.fired = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if not self.fired:
-            self.fired = True
-            raise KeyboardInterrupt
+        if self.fired:
+            return
+        self.fired = True
+        if not _in_worker_loop(frame):
+            os._exit(0)
+        raise KeyboardInterrupt
+
+
+def _in_worker_loop(frame: FrameType | None) -> bool:
+    """Tell whether *frame* runs inside doit's worker loop (``MRunner.execute_task_subprocess``)."""
+    while frame is not None:
+        if frame.f_code.co_name == _WORKER_LOOP:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def reap(grace_seconds: float, hurry: Callable[[], bool]) -> list[int]:
