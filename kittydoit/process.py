@@ -109,10 +109,11 @@ class ProcessRunner:
                 )
             finally:
                 os.close(report_w)
-            stack.callback(self._stop, proc)
-            agent = _started(proc, report, argv[0])
+            agent: list[int] = []  # its pid, once the supervisor has started it
+            stack.callback(self._stop, proc, agent)
+            agent.append(_started(proc, report, argv[0]))
             if pid_file:
-                _record(pid_file, agent, proc.pid)
+                _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
             out, err, said = bytearray(), bytearray(), bytearray()
             watch = _Watch(deadline, idle_timeout, self.drain_seconds, self.finish_wait, time.monotonic())
@@ -187,7 +188,7 @@ class ProcessRunner:
             return "timeout"
         return None
 
-    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+    def _stop(self, proc: subprocess.Popen[bytes], agent: Sequence[int]) -> None:
         """Have the supervisor stop the agent's whole tree in stages; a signal meanwhile makes it stop at once."""
 
         def at_once() -> None:
@@ -199,9 +200,11 @@ class ProcessRunner:
                 proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=self.grace_seconds + _SUPERVISOR_SLACK)
-            except subprocess.TimeoutExpired:  # the supervisor itself is stuck: kill it (its agent's death follows)
+            except subprocess.TimeoutExpired:  # the supervisor itself is stuck: kill it, and its agent's group
                 proc.kill()
                 proc.wait()
+                for pgid in agent:
+                    _signal_group(pgid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
