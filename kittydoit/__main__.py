@@ -1,7 +1,16 @@
-"""``python -m kittydoit`` is the ``kittydoit`` command."""
+"""``python -m kittydoit`` is the ``kittydoit`` command; :func:`main` is also its console-script entry point."""
 
 import sys
 
-from kittydoit.cli import main
 
-sys.exit(main())
+def main() -> int:
+    """Run the kittydoit command; Ctrl-C while it is still loading exits 130, as any interruption does."""
+    try:
+        from kittydoit.cli import main as command  # noqa: PLC0415  # a Ctrl-C during the imports must not be a traceback
+    except KeyboardInterrupt:
+        return 130
+    return command()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

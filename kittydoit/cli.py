@@ -227,7 +227,8 @@ class StatusCmd(Command):  # type: ignore[misc]
     doc_usage = "[--feature NNN-slug] [--json]"
     doc_description = (
         "Works from any terminal, while a run is going or after it. Without --feature it shows the feature whose "
-        "run is going, else the last one run.\n\nExamples:\n  kittydoit status\n  kittydoit status --json | jq .counts"
+        "run is going, else the last one run. A run whose orchestrator was killed (kill -9) shows as aborted, "
+        "saying the orchestrator is gone.\n\nExamples:\n  kittydoit status\n  kittydoit status --json | jq .counts"
     )
     cmd_options = (
         opt_feature_cmd,
@@ -246,9 +247,9 @@ class Abort(Command):  # type: ignore[misc]
     doc_purpose = "stop a running orchestration from another terminal; no process of the run survives"
     doc_usage = "[--feature NNN-slug] [--remove-worktrees] [--timeout SECONDS]"
     doc_description = (
-        "Sends the orchestrator SIGTERM, as Ctrl-C would: it stops every agent (whole process groups), records "
-        "the run as aborted, and exits. If it has not stopped after --timeout seconds it is killed and any agent "
-        "left is stopped. Worktrees are kept (their work is not lost); `kittydoit run` resumes.\n\n"
+        "Sends the orchestrator SIGTERM, as Ctrl-C would: it stops every agent (everything the agent started), "
+        "records the run as aborted, and exits. If it has not stopped after --timeout seconds it is killed, and "
+        "its agents die with it. Worktrees are kept (their work is not lost); `kittydoit run` resumes.\n\n"
         "Example:\n  kittydoit abort --feature 001-demo"
     )
     cmd_options = (
@@ -417,8 +418,6 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
         self.task_loader.for_run = bool(getattr(command, "execute_tasks", True))
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
-        if reporter is not None and reporter.refusal is not None:
-            return EXIT_BAD_INPUT  # refused before anything ran; the reporter said why on stderr
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
             return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
         return code

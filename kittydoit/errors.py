@@ -6,8 +6,9 @@ Exit codes follow doit's, so scripts and CI can rely on one table:
 0     every selected work package is done
 1     a work package failed (its dependants are reported as blocked)
 2     an error while running (a bug, or the environment broke mid-run)
-3     bad input found before anything ran: nothing was started or changed
-130   interrupted (Ctrl-C, SIGTERM, ``kittydoit abort``)
+3     bad input found before anything ran, or a run refused because another run of the feature is
+      going: nothing was started or changed
+130   interrupted (Ctrl-C, SIGTERM, SIGHUP, ``kittydoit abort``)
 ====  ==================================================================
 
 A :class:`UserError` is a mistake the user can fix. It prints as one line that names the file and the fix,

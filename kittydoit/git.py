@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from kittydoit.process import signals_held
 
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kittydoit",
@@ -25,6 +28,7 @@ _IDENTITY = {
     "GIT_COMMITTER_EMAIL": "kittydoit@localhost",
 }
 _CONFIG = ("-c", "gc.auto=0", "-c", "commit.gpgsign=false", "-c", "core.quotepath=false")
+_LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 
 class GitError(Exception):
@@ -53,18 +57,30 @@ class Git:
     # ---- plumbing ---------------------------------------------------------------------------------------
 
     def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``git args`` in *cwd* (the root by default); raise GitError on failure when *check*."""
-        result = subprocess.run(
-            ["git", *_CONFIG, *args],
-            cwd=cwd or self.root,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        """Run ``git args`` in *cwd* (the root by default); raise GitError on failure when *check*.
+
+        A stop signal waits until git is done: git killed midway leaves locks behind (see kittydoit.repair).
+        """
+        with signals_held():
+            result = subprocess.run(
+                ["git", *_CONFIG, *args],
+                cwd=cwd or self.root,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         if check and result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
+            text = (result.stderr or result.stdout).strip()
+            lock = _LOCK_EXISTS.search(text)
+            if lock:  # git's own advice ("remove the file manually") does not say which file
+                shown = os.path.relpath(lock.group(1), self.root)
+                raise GitError(
+                    f"git {' '.join(args)} failed: {shown} exists: a git command is running there, or one was "
+                    f"cut off; when none is running, remove it (rm {shown}) and run again"
+                )
+            detail = text.splitlines()
             raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else result.returncode}")
         return result
 

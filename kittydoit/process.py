@@ -1,13 +1,15 @@
-"""Run one agent process: its own process group, output streamed to a log file, a staged stop.
+"""Run one agent process: under its supervisor, output streamed to a log file, a staged stop.
 
-Agents are node or python wrappers with children of their own, so a process is always started in a new
-session (its own process group) and stopped as a group: SIGTERM, a grace period, then SIGKILL. Its stdout
+Agents are node or python wrappers with children of their own, and some of those leave the agent's process group.
+Every agent therefore runs under a small supervisor process (:mod:`kittydoit.supervisor`) that starts it in a
+session of its own, adopts everything it starts, stops all of it in stages (SIGTERM, a grace period, SIGKILL) when
+asked, and kills all of it at once when the process that started it dies, by any signal, SIGKILL included. Its stdout
 and stderr are read as they come and appended to the log file (``tail -f`` works) while being kept, up to a
 cap, for parsing. The prompt arrives as a file opened on stdin: fully written, then EOF, never a pipe an
 agent could block on.
 
 While an agent runs, its process group id is recorded in a pid file; a later run (or ``kittydoit abort``)
-uses :func:`stop_recorded` to stop a group whose orchestrator was killed with SIGKILL.
+uses :func:`stop_recorded` to stop a group that outlived everything else (its supervisor killed with SIGKILL).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +32,9 @@ _CAPTURE_LIMIT = 16 * 1024 * 1024  # keep the last 16 MiB of each stream for par
 _READ_SIZE = 65536
 _FINISH_WINDOW = 256 * 1024
 _PROC = Path("/proc")  # a final result is looked for in the last part of stdout only
+_SUPERVISOR = Path(__file__).with_name("supervisor.py")
+_SUPERVISOR_SLACK = 5.0  # seconds a supervisor may take beyond the grace period before it is killed itself
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -87,23 +93,33 @@ class ProcessRunner:
         with contextlib.ExitStack() as stack:
             log = stack.enter_context(log_path.open("ab"))
             stdin = stack.enter_context(stdin_path.open("rb")) if stdin_path else subprocess.DEVNULL
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            report_r, report_w = os.pipe()
+            report = stack.enter_context(os.fdopen(report_r, "rb", buffering=0))
+            try:
+                supervised = [str(os.getpid()), str(self.grace_seconds), str(self.drain_seconds), str(report_w)]
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(_SUPERVISOR), *supervised, "--", *argv],
+                    cwd=cwd,
+                    env=dict(env) if env is not None else None,
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    pass_fds=(report_w,),
+                )
+            finally:
+                os.close(report_w)
+            agent: list[int] = []  # its pid, once the supervisor has started it
+            stack.callback(self._stop, proc, agent)
+            agent.append(_started(proc, report, argv[0]))
             if pid_file:
-                _record(pid_file, proc.pid)
+                _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
-            stack.callback(self._stop_group, proc)
-            out, err = bytearray(), bytearray()
+            out, err, said = bytearray(), bytearray(), bytearray()
             watch = _Watch(deadline, idle_timeout, self.drain_seconds, self.finish_wait, time.monotonic())
             try:
-                ending = self._pump(proc, log, out=out, err=err, watch=watch, is_finished=is_finished)
+                ending = self._pump(proc, log, out=out, err=err, said=(report, said), watch=watch,
+                                    is_finished=is_finished)  # fmt: skip
             finally:
                 for stream in (proc.stdout, proc.stderr):
                     if stream:
@@ -111,7 +127,7 @@ class ProcessRunner:
             duration = time.monotonic() - started
         return ProcessResult(
             argv=tuple(argv),
-            returncode=proc.returncode if ending is None else None,
+            returncode=_exit_code(said, proc) if ending is None else None,
             duration=duration,
             log_path=log_path,
             stdout=out.decode("utf-8", "replace"),
@@ -128,19 +144,24 @@ class ProcessRunner:
         *,
         out: bytearray,
         err: bytearray,
+        said: tuple[BinaryIO, bytearray],
         watch: _Watch,
         is_finished: Callable[[str], bool] | None,
     ) -> str | None:
-        """Copy output to the log until both pipes close; return why it stopped early (see _Watch), or None."""
+        """Copy output to the log until the pipes close; return why it stopped early (see _Watch), or None.
+
+        *said* is the supervisor's report pipe and what it said: read beside the output, never logged.
+        """
         if proc.stdout is None or proc.stderr is None:
             raise ValueError("the process must be started with stdout and stderr pipes")
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ, out)
             selector.register(proc.stderr, selectors.EVENT_READ, err)
+            selector.register(said[0], selectors.EVENT_READ, said[1])
             while selector.get_map():
                 ending = watch.ending(time.monotonic(), proc)
                 if ending == "drained":
-                    break  # a left-behind child holds the pipes open; _stop_group ends it
+                    break  # a left-behind child holds the pipes open; _stop ends it
                 if ending:
                     return ending
                 for key, _ in selector.select(watch.wait(time.monotonic())):
@@ -148,10 +169,13 @@ class ProcessRunner:
                     if not chunk:
                         selector.unregister(key.fileobj)
                         continue
+                    buffer: bytearray = key.data
+                    if buffer is said[1]:
+                        buffer += chunk
+                        continue
                     watch.last_output = time.monotonic()
                     log.write(chunk)
                     log.flush()
-                    buffer: bytearray = key.data
                     buffer += chunk
                     if len(buffer) > _CAPTURE_LIMIT:
                         del buffer[: len(buffer) - _CAPTURE_LIMIT]
@@ -164,38 +188,60 @@ class ProcessRunner:
             return "timeout"
         return None
 
-    def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
-        """Stop the whole process group of *proc*, whatever state it is in; signals wait until done."""
-        with _signals_deferred():
-            stop_group(proc.pid, self.grace_seconds, reap=proc)
-            with contextlib.suppress(subprocess.TimeoutExpired):  # reported as a timeout already
-                proc.wait(timeout=self.grace_seconds)
+    def _stop(self, proc: subprocess.Popen[bytes], agent: Sequence[int]) -> None:
+        """Have the supervisor stop the agent's whole tree in stages; a signal meanwhile makes it stop at once."""
+
+        def at_once() -> None:
+            with contextlib.suppress(ProcessLookupError):  # it is done already
+                proc.send_signal(signal.SIGUSR1)
+
+        with signals_held(on_signal=at_once):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.grace_seconds + _SUPERVISOR_SLACK)
+            except subprocess.TimeoutExpired:  # the supervisor itself is stuck: kill it, and its agent's group
+                proc.kill()
+                proc.wait()
+                for pgid in agent:
+                    _signal_group(pgid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
-def interrupt_once() -> Iterator[None]:
-    """Turn the first SIGINT or SIGTERM into KeyboardInterrupt and ignore those that follow, until the end.
+def signals_held(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while a step that must not be cut in half runs, then deliver the first one.
 
-    Stopping an agent takes a moment; a second signal (Ctrl-C pressed twice, or doit stopping its workers
-    right after Ctrl-C reached them) must not cut that stop short and leave the agent running.
+    A git command killed midway leaves locks behind, and an agent's stop cut short leaves it running, so such steps
+    finish first; *on_signal* is called at once for each signal held (say, to make a stop hurry). Only the Python
+    handlers are swapped (masking the signal in this thread is not enough: the kernel may hand a process-wide signal
+    to another thread). Signals that are ignored stay ignored. The first signal held goes to the handler it was
+    meant for once the step is done.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired: list[int] = []
+    received: list[signal.Signals] = []
 
-    def handler(signum: int, frame: object) -> None:
-        if not fired:
-            fired.append(signum)
-            raise KeyboardInterrupt
+    def hold(signum: int, frame: object) -> None:
+        received.append(signal.Signals(signum))
+        if on_signal is not None:
+            on_signal()
 
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, handler) for sig in held}
+    previous = {}
+    for sig in HELD_SIGNALS:
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            previous[sig] = signal.signal(sig, hold)
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        handler = previous[received[0]]
+        if callable(handler):
+            handler(received[0], None)
+        elif handler == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -284,10 +330,36 @@ def process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _record(pid_file: Path, pid: int) -> None:
+def _started(proc: subprocess.Popen[bytes], report: BinaryIO, program: str) -> int:
+    """Return the agent's pid once the supervisor has started it; raise OSError as Popen would when it could not."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        chunk = report.read(1)
+        if not chunk:
+            proc.wait()
+            detail = proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else ""
+            raise RuntimeError(f"kittydoit's agent supervisor failed (exit code {proc.returncode}): {detail}")
+        line += chunk
+    word, value = line.decode().split()
+    if word == "error":
+        proc.wait()
+        number = int(value)
+        raise OSError(number, os.strerror(number), program)
+    return int(value)
+
+
+def _exit_code(said: bytearray, proc: subprocess.Popen[bytes]) -> int | None:
+    """Return the agent's exit code as its supervisor reported it (-N: ended by signal N)."""
+    for line in said.decode("utf-8", "replace").splitlines():
+        if line.startswith("exit "):
+            return int(line.split()[1])
+    return proc.returncode
+
+
+def _record(pid_file: Path, pid: int, supervisor: int) -> None:
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pgid": pid, "started": process_start_time(pid)}))
+    tmp.write_text(json.dumps({"pgid": pid, "started": process_start_time(pid), "supervisor": supervisor}))
     os.replace(tmp, pid_file)
 
 
@@ -326,26 +398,3 @@ def _has_live_member(pgid: int) -> bool:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group ended meanwhile
         os.killpg(pgid, sig)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold off SIGINT and SIGTERM while a stop is in progress, so a second Ctrl-C cannot cut it short.
-
-    The Python-level handlers are swapped (masking the signal in this thread is not enough: the kernel may hand a
-    process-wide signal to another thread, and Python then runs the handler in the main thread anyway). A signal
-    that arrives meanwhile is raised as KeyboardInterrupt once the stop is done.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in held}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        raise KeyboardInterrupt

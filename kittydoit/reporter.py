@@ -33,7 +33,7 @@ import select
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -42,7 +42,7 @@ from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
 from kittydoit import summary as summaries
 from kittydoit.context import Context
-from kittydoit.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
+from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
 from kittydoit.events import TASK_OF_PHASE, Event, Row, Snapshot, Watch, clean, last_line, read_record
 from kittydoit.session import Session
 from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED, iso, read_json
@@ -116,7 +116,7 @@ class PlainView:
         try:
             self.out.write(text + "\n")
             self.out.flush()
-        except BrokenPipeError:  # the reader went away (`kittydoit run | head`): the run goes on, its report too
+        except OSError:  # the reader went away (`kittydoit run | head`, a closed terminal): the run goes on
             devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # lives as long as the process
             with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream without a descriptor
                 os.dup2(devnull.fileno(), self.out.fileno())  # so the interpreter's last flush does not fail again
@@ -147,7 +147,6 @@ class Reporter:
         self._view: View = PlainView(self.out, self._stamp)
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
-        self.refusal: UserError | None = None
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
@@ -157,9 +156,11 @@ class Reporter:
         self.titles = {wp: feature[wp].title for wp in wps if wp in feature}
         try:
             self.session.start(self.titles)
-        except UserError as refusal:  # refused before anything started: the user's to fix, on stderr, exit 3
-            self.refusal = refusal
-            raise
+        except UserError as refusal:  # another run holds the lock; spec-kitty missing; ...
+            # A refusal is the user's to resolve, not an error while running (doit would exit 2 for any
+            # exception here): one line on stderr and the bad-input exit code, for kittydoit and plain doit alike.
+            sys.stderr.write(f"ERROR: {refusal}\n")
+            raise SystemExit(EXIT_BAD_INPUT) from None
         self.ran = True
         self._run_id = self.session.run_id
         self.started = time.monotonic()
@@ -178,6 +179,7 @@ class Reporter:
         pass
 
     def execute_task(self, task: Any) -> None:
+        self._stop_if_asked()
         wp, phase = _split(task.name)
         if not wp or not phase or not task.actions:
             return
@@ -192,6 +194,7 @@ class Reporter:
             self._view.refresh(self._snapshot())
 
     def add_success(self, task: Any) -> None:
+        self._stop_if_asked()
         wp, phase = _split(task.name)
         if not wp or not task.actions:
             return
@@ -259,16 +262,13 @@ class Reporter:
         self._errors.append(msg)
 
     def complete_run(self) -> None:
+        self.session.stopping = True
         interrupted = sys.exc_info()[0] is KeyboardInterrupt or self.session.stop_reason is not None
         status = self._status(interrupted)
         try:
             self._stop_ticker()
-            if not self.ran:  # refused before it started (say, another run holds the lock): say why
-                if self.refusal is not None:
-                    sys.stderr.write(f"ERROR: {self.refusal}\n")
-                    sys.stderr.flush()
-                else:
-                    self._view.finish(None, None, self._errors)
+            if not self.ran:  # stopped before it started: say why
+                self._view.finish(None, None, self._errors)
                 return
             with self._lock:
                 for wp in sorted(self.outcomes.started):
@@ -280,10 +280,15 @@ class Reporter:
                     shown = self.ctx.paths.rel(self.report_path)
                 except OSError as error:  # the run's outcome matters more than its report
                     log.warning("could not write the run report: %s", error)
-                self._view.finish(self.summary, shown, self._errors)
+                with _terminal_gone_ok():
+                    self._view.finish(self.summary, shown, self._errors)
         finally:
-            self._view.close()
-            self.session.close(status)
+            with _terminal_gone_ok():
+                self._view.close()
+            try:
+                self.session.reap_workers()  # a worker stuck in doit's job queue must not hold the exit
+            finally:
+                self.session.close(status)
 
     def exit_code(self) -> int:
         """Return the run's exit code (see kittydoit.errors): 1 when WPs failed or are blocked, 2 on errors.
@@ -316,7 +321,14 @@ class Reporter:
             self._view.event(event, self._stamp())
         return record
 
+    def _stop_if_asked(self) -> None:
+        """Stop the run when a stop was asked for and its KeyboardInterrupt got lost (see kittydoit.session)."""
+        if self.session.stop_lost():
+            raise KeyboardInterrupt
+
     def _tick(self) -> None:
+        if self.session.stop_lost(after=_TICK):
+            self.session.ask_again()
         with self._lock:
             for wp in list(self._active):
                 self._observe(wp)
@@ -451,6 +463,19 @@ class _Ticker(threading.Thread):
             os.write(self._wake_w, b"x")
         self.join(timeout=10)
         os.close(self._wake_w)
+
+
+@contextlib.contextmanager
+def _terminal_gone_ok() -> Iterator[None]:
+    """Carry on when the terminal is gone (a hang-up): the summary is in the report file and the run state."""
+    try:
+        yield
+    except OSError as error:
+        log.debug("the terminal is gone: %s", error)
+        with contextlib.suppress(OSError):  # so the interpreter's last flush does not fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
 
 
 def _split(name: str) -> tuple[str | None, str | None]:

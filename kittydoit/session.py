@@ -5,10 +5,14 @@ at the end, whatever happened; kittydoit's reporter opens and closes the session
 
 - The run lock (``flock`` on ``.kittify/kittydoit/<feature>/run.lock``) refuses a second run of the same
   feature. doit's worker processes inherit it, so the lock is free only when every process of a run is gone.
-- SIGINT and SIGTERM become KeyboardInterrupt (once; later ones are ignored while the run stops): doit then
-  saves its database and stops its workers, and each worker stops its agent's process group before it exits.
-  The run is recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, ``kittydoit abort``).
-- Agent process groups a killed run left behind (recorded in ``pids/``) are stopped before work starts.
+- SIGINT, SIGTERM and SIGHUP (the terminal closed) become KeyboardInterrupt, once: doit then saves its database
+  and stops its workers, and each worker has its agent stopped before it exits (:mod:`kittydoit.workers`). A
+  second one makes the stop hurry: workers still stopping are killed, and their agents with them. The run is
+  recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, SIGHUP, ``kittydoit abort``). Python drops an
+  exception a signal handler raises inside some callbacks (a fork hook, a finalizer); a stop that was asked for and
+  has not begun is therefore asked for again (:meth:`Session.stop_lost`, :meth:`Session.ask_again`).
+- Agents die with their worker or orchestrator (:mod:`kittydoit.supervisor`); an agent process group recorded
+  in ``pids/`` that still outlived them is stopped before work starts.
 """
 
 from __future__ import annotations
@@ -17,20 +21,24 @@ import contextlib
 import fcntl
 import json
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
 from kittydoit.feature import FINISHED_3X
 from kittydoit.lanes.orchestrated import refused_policies
-from kittydoit.process import stop_recorded
+from kittydoit.process import HELD_SIGNALS, stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
 
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 _EXCLUDES = ("/.worktrees/", "/.kittify/logs/", "/.kittify/kittydoit/", "/.kittify/reports/",
              "/.kittify/orchestration-state.json*")  # fmt: skip
 _FLUSH_EVERY = 0.5  # seconds between writes of orchestration-state.json during a run
+_AGAIN = signal.SIGUSR2  # sent to the main thread only, to raise a KeyboardInterrupt that was lost
 
 
 class Session:
@@ -50,15 +59,20 @@ class Session:
         self.state = RunState(ctx.paths.root, ctx.paths.feature, ctx.paths.state, ctx.clock)
         self.run_id: str | None = None
         self.stop_reason: str | None = None
+        self.hurry = False  # asked to stop a second time: stop at once
+        self.stopping = False  # the run has begun to stop (the reporter's complete_run)
+        self._asked = 0.0
+        self._forking = False
         self.stopped_leftovers: list[int] = []
         self._lock: IO[str] | None = None
+        self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
         self.speckitty_note: str | None = None
 
     def start(self, wps: Mapping[str, str]) -> None:
-        """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM."""
+        """Take the run lock, stop leftovers of a killed run, record the run, and take over SIGINT/SIGTERM/SIGHUP."""
         paths = self.ctx.paths
         paths.state.mkdir(parents=True, exist_ok=True)
         self._lock = acquire_run_lock(paths)
@@ -68,8 +82,15 @@ class Session:
             log.warning("stopped %d agent process group(s) left by a killed run", len(self.stopped_leftovers))
         self._start_speckitty(wps)
         self.run_id = self.state.start(wps=wps, pid=os.getpid(), argv=sys.argv)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        self._pid = os.getpid()
+        for sig in HELD_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
+        self._previous[_AGAIN] = signal.signal(_AGAIN, self._on_ask_again)
+        multiprocessing.util.register_after_fork(self, Session._in_worker)  # doit's -n workers
+        # Python drops what a handler raises inside fork hooks (logging has some): hold the KeyboardInterrupt
+        # while doit forks a worker; the reporter raises it at the next event (see stop_lost).
+        this = weakref.ref(self)
+        os.register_at_fork(before=lambda: _forking(this, True), after_in_parent=lambda: _forking(this, False))
         _exclude_runtime_files(self.ctx)
 
     def _start_speckitty(self, wps: Mapping[str, str]) -> None:
@@ -110,7 +131,7 @@ class Session:
         self._flushed = time.monotonic()
 
     def close(self, status: str) -> None:
-        """Record the end of the run, release the run lock and give SIGINT/SIGTERM back."""
+        """Record the end of the run, release the run lock and give the signals back."""
         try:
             if self.run_id is not None:
                 self.flush()
@@ -128,17 +149,50 @@ class Session:
                 self._lock.close()
                 self._lock = None
 
+    def stop_lost(self, after: float = 0.0) -> bool:
+        """Tell whether a stop was asked for (more than *after* seconds ago) and the run has not begun to stop."""
+        return self.stop_reason is not None and not self.stopping and time.monotonic() - self._asked > after
+
+    def ask_again(self) -> None:
+        """From another thread: interrupt the main thread again, for a stop whose KeyboardInterrupt was lost."""
+        signal.pthread_kill(threading.main_thread().ident or 0, _AGAIN)
+
+    def reap_workers(self) -> list[int]:
+        """Wait for doit's workers to stop their agents (the grace period and a second), then kill what is left."""
+        return workers.reap(self.ctx.runner.grace_seconds, lambda: self.hurry)
+
+    def _in_worker(self) -> None:
+        workers.adopt(self._pid)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame
+        if os.getpid() != self._pid:
+            return  # a doit worker between its fork and workers.adopt: the orchestrator stops the run
         if self.stop_reason:
-            return  # already stopping: let the stop finish
+            self.hurry = True  # asked again: workers still stopping are killed (see reap_workers)
+            return
         if signum == signal.SIGINT:
             self.stop_reason = "interrupted (Ctrl-C)"
         elif self.ctx.paths.abort_request.exists():
             self.stop_reason = "aborted with `kittydoit abort`"
+        elif signum == signal.SIGHUP:
+            self.stop_reason = "stopped by SIGHUP (the terminal was closed)"
         else:
             self.stop_reason = "stopped by SIGTERM"
-        raise KeyboardInterrupt
+        self._asked = time.monotonic()
+        if not self._forking:
+            raise KeyboardInterrupt
+
+    def _on_ask_again(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        if self.stop_lost():
+            raise KeyboardInterrupt
+
+
+def _forking(session: weakref.ref[Session], now: bool) -> None:
+    found = session()
+    if found is not None:
+        found._forking = now  # the fork hooks are the session's own
 
 
 def acquire_run_lock(paths: Paths) -> IO[str]:
@@ -229,7 +283,7 @@ def abort(paths: Paths, git: Any, *, remove_worktrees: bool, timeout: float = 60
     worktrees = sorted(paths.worktree("WP").parent.glob(f"{paths.feature}-WP*"))
     if remove_worktrees:
         for worktree in worktrees:
-            git.run("worktree", "remove", "--force", str(worktree), check=False)
+            git.run("worktree", "remove", "--force", "--force", str(worktree), check=False)
         lines.append(f"removed {len(worktrees)} worktree(s); their branches are kept")
     elif worktrees:
         lines.append(f"kept {len(worktrees)} worktree(s) in .worktrees/ (--remove-worktrees removes them)")

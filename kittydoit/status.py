@@ -1,7 +1,8 @@
 """Where a run stands, from any terminal, while it runs or after: ``kittydoit status``.
 
 It reads the state files (see :mod:`kittydoit.state`), never the WP files, so it works while agents are busy
-and even when a WP file is half-edited. A run is *running* while its run lock is held.
+and even when a WP file is half-edited. A run is *running* while its run lock is held; a run recorded as running
+whose lock nobody holds died without recording its end (say, ``kill -9``) and is shown as aborted.
 """
 
 from __future__ import annotations
@@ -84,15 +85,21 @@ def read_status(start: Path, feature: str | None) -> Status:
                 merged.update({k: record[k] for k in ("status", "reason") if record.get(k)})
         wps[wp_id] = merged
     pid = running_pid(paths)
+    run = dict(entry.get("run", {}))
     if pid is None:  # not running: a WP still marked running was cut off
         for record in wps.values():
             if record.get("status") == RUNNING:
                 record["status"] = "interrupted"
+        if run.get("status") == RUNNING:  # no process holds the run lock: the run died without saying so
+            shown = f" (pid {run['pid']})" if run.get("pid") else ""
+            run["status"] = "aborted"
+            run["reason"] = (f"the orchestrator{shown} is gone: it was killed before it could record the end "
+                             "of the run; `kittydoit run` resumes")  # fmt: skip
     counts: dict[str, int] = {}
     for record in wps.values():
         counts[record.get("status", PENDING)] = counts.get(record.get("status", PENDING), 0) + 1
     agents = read_json(paths.health) or entry.get("agents", {})
-    return Status(name, entry.get("run", {}), wps, agents, pid, counts, _mission_lanes(root, name))
+    return Status(name, run, wps, agents, pid, counts, _mission_lanes(root, name))
 
 
 def _mission_lanes(root: Path, name: str) -> dict[str, str]:

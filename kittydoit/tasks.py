@@ -21,7 +21,7 @@ from typing import Any
 
 from doit.tools import config_changed
 
-from kittydoit import prompts, workflow
+from kittydoit import evidence, workflow
 from kittydoit.context import Context
 from kittydoit.feature import FINISHED_3X
 
@@ -52,20 +52,6 @@ def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, s
     return sorted(tasks, key=lambda t: -(2 * chains[t[0]] - (t[1] == "review")))  # stable: ties keep *order*
 
 
-def settings_fingerprints(ctx: Context) -> dict[str, dict[str, str]]:
-    """Return, per phase, what besides the WP's spec makes it stale: its prompt templates and agent settings."""
-    return {
-        "implement": {
-            "templates": ctx.prompts.digest(prompts.IMPLEMENT, prompts.REIMPLEMENT),
-            "agents": ctx.config.fingerprint("implementation"),
-        },
-        "review": {
-            "templates": ctx.prompts.digest(prompts.REVIEW, prompts.REIMPLEMENT),
-            "agents": ctx.config.fingerprint("review"),
-        },
-    }
-
-
 def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     """Yield the doit task dicts of the feature in *ctx*."""
     order = ctx.feature.schedule_order()
@@ -81,7 +67,8 @@ def task_dicts(ctx: Context) -> Iterator[dict[str, Any]]:
     def log(wp_id: str, phase: str) -> str:
         return f"{logs}/{wp_id}-{phase}.log"
 
-    implement_fp, review_fp = (settings_fingerprints(ctx)[phase] for phase in PHASES)
+    fingerprints = evidence.settings(ctx)  # the same the done-markers record (see kittydoit.evidence)
+    implement_fp, review_fp = fingerprints["implement"], fingerprints["review"]
     phases: dict[tuple[str, str], dict[str, Any]] = {}
     for wp_id in order:
         wp = ctx.feature.wps[wp_id]

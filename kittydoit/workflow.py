@@ -14,13 +14,10 @@ Failures travel as exceptions inside this module and become a doit ``TaskFailed`
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
 import shlex
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +26,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from kittydoit import outputs, prompts
+from kittydoit import evidence, outputs, prompts, repair
 from kittydoit.agents import PromptTooLong
 from kittydoit.attempts import Attempt, NeedsHuman, Outcome, PhaseRun, classify
 from kittydoit.config import AgentSettings
@@ -39,11 +36,8 @@ from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, Lanes, LaneStore
 from kittydoit.lanes.orchestrated import MissionLanes
-from kittydoit.process import interrupt_once
 from kittydoit.slots import Slots
 from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
-
-_PR_SET_PDEATHSIG = 1
 
 
 class WPFailure(Exception):
@@ -107,23 +101,21 @@ def open_lanes(ctx: Context) -> LaneStore:
 def _boundary(
     ctx: Context, wp_id: str, phase: str, work: Callable[[_Phase], dict[str, Any]]
 ) -> dict[str, Any] | TaskFailed:
-    _tie_to_orchestrator(ctx)
     log_path = ctx.paths.log(wp_id, phase)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _note(log_path, f"{phase} {wp_id} started")
-    with interrupt_once():
-        try:
-            with _wp_lock(ctx, wp_id):
-                state = _Phase(ctx, wp_id)
-                return work(state)
-        except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
-            message = f"{wp_id} {phase} failed: {failure}"
-            if isinstance(failure, NeedsHuman):
-                message = _needs_human(ctx, wp_id, phase, str(failure))
-            _note(log_path, message)
-            with contextlib.suppress(OSError):  # the failure itself is what must reach the user
-                WPRecord(ctx.paths.wp_record(wp_id), wp_id, _run_id(ctx), ctx.clock).finish(FAILED, message)
-            return TaskFailed(message)
+    try:
+        with _wp_lock(ctx, wp_id):
+            state = _Phase(ctx, wp_id)
+            return work(state)
+    except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
+        message = f"{wp_id} {phase} failed: {failure}"
+        if isinstance(failure, NeedsHuman):
+            message = _needs_human(ctx, wp_id, phase, str(failure))
+        _note(log_path, message)
+        with contextlib.suppress(OSError):  # the failure itself is what must reach the user
+            WPRecord(ctx.paths.wp_record(wp_id), wp_id, _run_id(ctx), ctx.clock).finish(FAILED, message)
+        return TaskFailed(message)
 
 
 def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
@@ -141,6 +133,10 @@ def _needs_human(ctx: Context, wp_id: str, phase: str, what: str) -> str:
 
 def _implement(phase: _Phase) -> dict[str, Any]:
     ctx, wp, lanes = phase.ctx, phase.wp, phase.lanes
+    done = _already_complete(phase, "implement")
+    if done is not None:
+        phase.record.update(status="implemented", phase=None, implementer=done.get("agent"))
+        return done
     phase.record.start("preparing worktree")
     claimed = lanes.claim(wp.id, ctx.config.candidates("implementation"), ctx.git)
     worktree, base = claimed or _prepare(ctx, wp, phase.log("implement"))
@@ -162,14 +158,19 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
+    for line in repair.repair(ctx, wp.id):
+        _note(log_path, line)
     fresh = git.prepare_worktree(worktree, branch, ctx.target_branch)
     if not fresh and git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
         _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
+    if wp.dependencies:  # a merge cut off by a kill is undone back to here (see kittydoit.repair)
+        repair.merge_started(ctx, wp.id, git.rev("HEAD", cwd=worktree))
     for dep in wp.dependencies:
         dep_branch = paths.branch(dep)
         if git.merge(worktree, dep_branch, branch):  # no branch: a dependency done before kittydoit
             merged.append(dep_branch)
+    repair.merge_done(ctx, wp.id)
     if fresh:  # nothing but the target branch and the dependencies yet: that is the base
         return worktree, git.rev("HEAD", cwd=worktree)
     return worktree, git.base(worktree, ctx.target_branch, merged)
@@ -230,11 +231,18 @@ def _preferring(candidates: Sequence[AgentSettings], first: Sequence[str]) -> li
 
 def _review(phase: _Phase) -> dict[str, Any]:
     ctx, wp = phase.ctx, phase.wp
+    done = _already_complete(phase, "review")
+    if done is not None:
+        phase.record.update(reviewer=done.get("agent"), single_agent=bool(done.get("single_agent")))
+        phase.record.finish(DONE)
+        return done
     implemented = _read_marker(ctx.paths.marker(wp.id, "implement"))
     base, implementer = str(implemented["base"]), str(implemented["agent"])
     recorded = Path(str(implemented.get("worktree") or ctx.paths.worktree(wp.id)))
     # The workspace the implementation ran in; a 3.x mission's is asked of spec-kitty only when it has moved.
     worktree = recorded if (recorded / ".git").exists() else phase.lanes.workspace(wp.id) or recorded
+    for line in repair.repair(ctx, wp.id):
+        _note(phase.log("review"), line)
     if not (worktree / ".git").exists():
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
@@ -251,13 +259,13 @@ def _review(phase: _Phase) -> dict[str, Any]:
                                      {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
-            note = f"Review passed{': ' + summary if summary else ''}"
-            reference = ctx.paths.rel(phase.log("review"))
-            phase.lanes.approve_review(wp.id, ctx.config.agents[reviewer], note, reference)
             record = {"wp": wp.id, "phase": "review", "agent": reviewer, "implementer": implementer,
                       "base": base, "head": diff.head, "reviews": cycle,
                       "single_agent": reviewer == implementer}  # fmt: skip
+            # The marker first: a run killed between the two finishes the lane move (see kittydoit.evidence).
             _write_marker(ctx, ctx.paths.marker(wp.id, "review"), record)
+            note = f"Review passed{': ' + summary if summary else ''}"
+            phase.lanes.approve_review(wp.id, ctx.config.agents[reviewer], note, ctx.paths.rel(phase.log("review")))
             phase.record.update(reviewer=reviewer, single_agent=reviewer == implementer)
             phase.record.finish(DONE)
             return record
@@ -411,10 +419,22 @@ def _note(log_path: Path, text: str) -> None:
         handle.write(f"\n[kittydoit {stamp}] {text}\n")
 
 
+def _already_complete(phase: _Phase, name: str) -> dict[str, Any] | None:
+    """Return the phase's done-marker when the durable evidence says it is complete (a run killed before doit
+    recorded it), noting that in the log; None when the phase has work to do."""
+    done = evidence.completed(phase.ctx, phase.lanes, phase.wp.id, name)
+    if done is not None:
+        _note(phase.log(name), f"{name} was already complete (done-marker, branch head {str(done.get('head'))[:12]} "
+                               f"and lane agree): recorded as done without invoking an agent")  # fmt: skip
+    return done
+
+
 def _write_marker(ctx: Context, path: Path, record: Mapping[str, object]) -> None:
-    """Write a done-marker: unique content, so dependants see a rerun as a change (doit compares md5s)."""
+    """Write a done-marker: unique content, so dependants see a rerun as a change (doit compares md5s), and the
+    inputs it was made from, so a later run can tell it still holds (see kittydoit.evidence)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**record, "finished_at": ctx.clock().isoformat(), "nonce": uuid.uuid4().hex}
+    made_from = evidence.inputs(ctx, str(record["wp"]), str(record["phase"]))
+    data = {**record, "inputs": made_from, "finished_at": ctx.clock().isoformat(), "nonce": uuid.uuid4().hex}
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -442,17 +462,3 @@ def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _tie_to_orchestrator(ctx: Context) -> None:
-    """In a doit worker process, ask for SIGTERM when the orchestrator dies, even by SIGKILL.
-
-    SIGTERM raises KeyboardInterrupt (see kittydoit.process.interrupt_once), which stops the running agent's
-    process group.
-    """
-    if os.getpid() == ctx.main_pid or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != ctx.main_pid:  # the orchestrator died before the request took effect
-        raise KeyboardInterrupt

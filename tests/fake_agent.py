@@ -24,6 +24,8 @@ Step keys (all optional):
   ``wait``      a path: after printing, wait until that file exists (a gate the test opens)
   ``exit``      exit code (default 0)
   ``child``     start a grandchild that sleeps this many seconds (its pid goes to DIR/children.txt)
+  ``escape``    the same, but the grandchild leaves the agent's process group and session (``setsid``)
+  ``ignore_term`` ignore SIGTERM (only SIGKILL stops it)
   ``hang``      never exit (sleep forever, ignoring nothing)
   ``noop``      change nothing in the worktree
 """
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -65,11 +68,15 @@ def main() -> int:
     return code
 
 
-def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str) -> int:
-    if "child" in step:
-        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(step['child'])})"])
-        with (state / "children.txt").open("a") as handle:
-            handle.write(f"{child.pid}\n")
+def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str) -> int:  # noqa: PLR0912
+    if step.get("ignore_term"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for key in ("child", "escape"):
+        if key in step:
+            sleeper = [sys.executable, "-c", f"import time; time.sleep({float(step[key])})"]
+            child = subprocess.Popen(sleeper, start_new_session=key == "escape")
+            with (state / "children.txt").open("a") as handle:
+                handle.write(f"{child.pid}\n")
     if "stdout" in step:
         sys.stdout.write(step["stdout"])
     elif role == "implement":

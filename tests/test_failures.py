@@ -161,19 +161,3 @@ def test_abort_from_another_terminal_stops_everything_and_the_next_run_completes
 def test_abort_when_nothing_runs(diamond: Repo) -> None:
     result = diamond.kittydoit("abort", check=True)
     assert "no kittydoit run is going for 001-demo" in result.stdout
-
-
-def test_kill_9_with_tasks_in_the_main_process_leftovers_are_stopped_by_the_next_run(diamond: Repo) -> None:
-    diamond.plan({"WP01": {"implement": [{"sleep": 60, "child": 60}, {}]}})
-    run = diamond.popen("-n", "0", "run")
-    wait_for((diamond.state / "children.txt").exists, what="WP01's agent and its child")
-    run.kill()  # SIGKILL: with -n 0 nothing is left to stop the agent...
-    run.communicate()
-    pids = agent_pids(diamond)
-    time.sleep(0.5)
-    assert all(Path(f"/proc/{pid}").exists() for pid in pids)  # ...so it is still running
-    result = diamond.kittydoit("-n", "2", "run")  # the next run stops it before it starts
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "stopped 1 agent process group(s) left by a killed run" in result.stderr
-    assert wait_gone(pids, seconds=5) == []
-    assert diamond.lane("WP04") == "done"

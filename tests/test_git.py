@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import git, make_repo
 
-from kittydoit.git import Git
+from kittydoit.git import Git, GitError
 
 
 def test_a_worktree_deleted_by_hand_is_made_again(tmp_path: Path) -> None:
@@ -40,3 +41,15 @@ def test_a_new_worktree_is_fresh_and_its_base_is_the_target_plus_dependencies(tm
     base = tool.base(wp, "main", ["dep"])
     assert tool.same_tree(base, fresh_base, cwd=wp)
     assert tool.diff(wp, base).stat.split()[0] == "own.txt"
+
+
+def test_a_lock_left_in_the_users_checkout_is_named_with_the_command_that_removes_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    (repo.root / ".git" / "index.lock").write_text("")  # a git command cut off in the user's own checkout
+    (repo.root / "notes.txt").write_text("notes\n")
+    with pytest.raises(GitError) as failure:
+        tool.commit_paths([repo.root / "notes.txt"], "notes")
+    assert "failed: .git/index.lock exists" in str(failure.value)
+    assert "remove it (rm .git/index.lock)" in str(failure.value)
+    assert (repo.root / ".git" / "index.lock").exists()  # the user's checkout is theirs to repair

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from kittydoit.process import ProcessRunner, stop_recorded
+from kittydoit.process import ProcessRunner, process_start_time, stop_recorded
 
 
 def alive(pid: int) -> bool:
@@ -136,19 +137,33 @@ def test_ctrl_c_stops_the_agent_group_and_removes_the_pid_file(tmp_path: Path) -
     assert not (tmp_path / "pids" / "x.pid").exists()
 
 
-def test_stop_recorded_stops_groups_a_killed_run_left(tmp_path: Path) -> None:
-    agent = script(tmp_path, PARENT_WITH_CHILD)
+def test_agent_and_its_escaped_children_die_with_the_process_that_ran_them(tmp_path: Path) -> None:
+    escaping = PARENT_WITH_CHILD.replace("subprocess.Popen([", "subprocess.Popen(start_new_session=True, args=[")
+    agent = script(tmp_path, escaping)
     runner = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, str(tmp_path), *agent])
     log = tmp_path / "a.log"
-    end = time.monotonic() + 10
+    end = time.monotonic() + 30
     while time.monotonic() < end and not (log.exists() and log.read_text().strip()):
         time.sleep(0.05)
     child = int(log.read_text().split()[0])
-    runner.kill()  # SIGKILL: nothing in the runner gets to clean up
+    assert os.getsid(child) == child  # it left the agent's session and process group
+    recorded = json.loads((tmp_path / "pids" / "x.pid").read_text())
+    runner.kill()  # SIGKILL: nothing in the runner gets to clean up; its agent's supervisor does
     runner.wait()
-    assert alive(child)
-    stopped = stop_recorded(tmp_path / "pids", grace_seconds=1)
-    assert len(stopped) == 1
+    assert wait_gone([child, recorded["pgid"]], seconds=5) == []
+    assert stop_recorded(tmp_path / "pids", grace_seconds=1) == []  # nothing left for a later run
+
+
+def test_stop_recorded_stops_a_group_that_outlived_its_supervisor(tmp_path: Path) -> None:
+    group = subprocess.Popen(script(tmp_path, PARENT_WITH_CHILD), stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    assert group.stdout is not None
+    child = int(group.stdout.readline())
+    (tmp_path / "pids").mkdir()
+    record = {"pgid": group.pid, "started": process_start_time(group.pid)}
+    (tmp_path / "pids" / "x.pid").write_text(json.dumps(record))
+    assert stop_recorded(tmp_path / "pids", grace_seconds=1) == [group.pid]
+    group.communicate(timeout=10)
     assert wait_gone([child]) == []
     assert list((tmp_path / "pids").iterdir()) == []
 

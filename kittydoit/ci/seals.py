@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kittydoit.context import Context
+from kittydoit.evidence import settings as settings_fingerprints
 from kittydoit.feature import Feature, topological_order
 from kittydoit.git import Git, GitError
-from kittydoit.tasks import settings_fingerprints
 
 REMOTE = "origin"
 _TRAILER = re.compile(r"^Kittydoit-([A-Za-z-]+):[ \t]*(.*?)\s*$", re.MULTILINE)

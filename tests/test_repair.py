@@ -1,0 +1,64 @@
+"""Repairing git leftovers in a WP's own worktree: only when the run that left them is gone and git is not busy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FEATURE, Repo, make_repo
+
+from kittydoit import repair
+from kittydoit.context import Context, load_context
+from kittydoit.git import GitError
+from kittydoit.session import acquire_run_lock
+
+
+@pytest.fixture
+def ready(tmp_path: Path) -> tuple[Repo, Context, Path]:
+    """A repository whose WP01 has a worktree with a lock a cut-off git command left, and this run's run lock."""
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    ctx = load_context(repo.root, None, cache=False)
+    ctx.git.prepare_worktree(ctx.paths.worktree("WP01"), ctx.paths.branch("WP01"), "main")
+    lock = repo.root / ".git" / "worktrees" / f"{FEATURE}-WP01" / "index.lock"
+    lock.write_text("")
+    return repo, ctx, lock
+
+
+def test_a_lock_is_removed_when_the_run_that_left_it_is_gone(ready: tuple[Repo, Context, Path]) -> None:
+    _, ctx, lock = ready
+    with acquire_run_lock(ctx.paths):  # this run holds the feature: the one that left the lock is gone
+        done = repair.repair(ctx, "WP01")
+    assert done == [f"repaired: removed .git/worktrees/{FEATURE}-WP01/index.lock (left by a git command cut off "
+                    "by a killed run)"]  # fmt: skip
+    assert not lock.exists()
+    assert repair.repair(ctx, "WP01") == []
+
+
+def test_nothing_is_touched_while_git_works_in_the_worktree(
+    ready: tuple[Repo, Context, Path], tmp_path: Path
+) -> None:
+    _, ctx, lock = ready
+    fake_git = tmp_path / "bin" / "git"  # a process named git working in the WP's worktree
+    fake_git.parent.mkdir()
+    fake_git.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    busy = subprocess.Popen([str(fake_git), "30"], cwd=ctx.paths.worktree("WP01"))
+    try:
+        with acquire_run_lock(ctx.paths), pytest.raises(GitError) as failure:
+            repair.repair(ctx, "WP01")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert f"git (pid {busy.pid}: " in str(failure.value)
+    assert f"rm .git/worktrees/{FEATURE}-WP01/index.lock" in str(failure.value)
+    assert lock.exists()
+
+
+def test_nothing_is_touched_unless_this_run_holds_the_feature(ready: tuple[Repo, Context, Path]) -> None:
+    _, ctx, lock = ready
+    with pytest.raises(GitError) as failure:
+        repair.repair(ctx, "WP01")
+    assert "cannot prove the run that left it is gone" in str(failure.value)
+    assert f"(rm .git/worktrees/{FEATURE}-WP01/index.lock)" in str(failure.value)
+    assert lock.exists()
