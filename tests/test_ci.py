@@ -26,7 +26,9 @@ from kittydoit.context import load_context
 from kittydoit.feature import load_feature
 
 FEATURE = "001-textkit"
-INSTALL = "python -m kittydoit --version"  # kittydoit is installed where the tests run
+# kittydoit is installed where the tests run: its script names the interpreter it is installed in (a bare `python`
+# can be another one, when a job's shell puts pyenv's shims first)
+INSTALL = "kittydoit --version"
 BARRIER_HOOK = '''#!{python}
 """pre-receive: hold the first two pushes of the watched refs until both have arrived, so they land together."""
 import json, os, pathlib, sys, time
