@@ -22,10 +22,15 @@ def run_tasks(tmp_path: Path) -> list[str]:
     """
     started: list[str] = []
     lock = threading.Lock()
+    c_started = threading.Event()
 
     def work(name: str, seconds: float) -> None:
         with lock:
             started.append(name)
+        if name == "c":
+            c_started.set()
+        if name == "a":  # a ends only once the other worker holds c: the two start together on a busy machine too
+            assert c_started.wait(timeout=60)
         time.sleep(seconds)
 
     def task_all():  # type: ignore[no-untyped-def]
