@@ -484,3 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("kittydoit: interrupted; finished work is kept, `kittydoit run` resumes\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`kittydoit --help | head`): nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return EXIT_OK

@@ -237,3 +237,12 @@ def test_list_and_plan_agree_with_spec_kitty_on_every_corpus_mission(tmp_path: P
         assert shown.returncode == 0, shown.stderr
         assert {wp["id"]: wp["lane"] for wp in json.loads(shown.stdout)["wps"]} == expected, mission
     assert not (root / ".kittify" / "agents.yaml").exists()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status", "--help"], ["help", "run"]])
+def test_help_read_by_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, args: list[str]) -> None:
+    command = " ".join([sys.executable, "-m", "kittydoit", *args]) + " | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() and "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
