@@ -21,10 +21,9 @@ It is installed once into a venv of its own in the benchmark's cache folder; whe
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import venv
 from pathlib import Path
+
+from bench.peer import pip_venv
 
 VERSION = "0.1.2"
 PACKAGE = "spec-kitty-orchestrator"
@@ -32,24 +31,7 @@ PACKAGE = "spec-kitty-orchestrator"
 
 def install(cache: Path) -> tuple[Path | None, str]:
     """Return the ``spec-kitty-orchestrator`` executable (installing it once), or None and why."""
-    env_dir = cache / f"{PACKAGE}-{VERSION}"
-    binary = env_dir / "bin" / PACKAGE
-    if binary.exists():
-        return binary, f"{PACKAGE} {VERSION} from {env_dir}"
-    try:
-        venv.create(env_dir, with_pip=True, clear=True)
-        result = subprocess.run(
-            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", f"{PACKAGE}=={VERSION}"],
-            capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as error:
-        shutil.rmtree(env_dir, ignore_errors=True)
-        return None, f"could not create a venv for {PACKAGE} {VERSION}: {error}"
-    if result.returncode != 0 or not binary.exists():
-        shutil.rmtree(env_dir, ignore_errors=True)
-        lines = [ln for ln in (result.stderr or result.stdout).splitlines() if "is ignored" not in ln]
-        return None, f"pip could not install {PACKAGE}=={VERSION}: {' '.join(lines[-2:]) or result.returncode}"
-    return binary, f"{PACKAGE} {VERSION} installed into {env_dir}"
+    return pip_venv(cache / f"{PACKAGE}-{VERSION}", PACKAGE, VERSION, PACKAGE)
 
 
 def command(binary: Path, slug: str, workers: int) -> list[str]:

@@ -31,27 +31,29 @@ FEATURE = "001-bench"
 
 def install(cache: Path) -> tuple[Path | None, str]:
     """Return the bin folder of a venv holding spec-kitty-cli 0.16.2 (installing it once), or None and why."""
-    env_dir = cache / f"spec-kitty-{VERSION}"
-    binary = env_dir / "bin" / "spec-kitty"
+    binary, how = pip_venv(cache / f"spec-kitty-{VERSION}", "spec-kitty-cli", VERSION, "spec-kitty")
+    return (binary.parent if binary else None), how
+
+
+def pip_venv(env_dir: Path, package: str, version: str, script: str) -> tuple[Path | None, str]:
+    """Return *script* of a venv in *env_dir* holding *package*==*version* (installed once), or None and why."""
+    binary = env_dir / "bin" / script
     if binary.exists():
-        return env_dir / "bin", f"spec-kitty-cli {VERSION} from {env_dir}"
+        return binary, f"{package} {version} from {env_dir}"
     try:
         venv.create(env_dir, with_pip=True, clear=True)
         result = subprocess.run(
-            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", f"spec-kitty-cli=={VERSION}"],
+            [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", f"{package}=={version}"],
             capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as error:
         shutil.rmtree(env_dir, ignore_errors=True)
-        return None, f"could not create a venv for spec-kitty-cli {VERSION}: {error}"
+        return None, f"could not create a venv for {package} {version}: {error}"
     if result.returncode != 0 or not binary.exists():
         shutil.rmtree(env_dir, ignore_errors=True)
         lines = [ln for ln in (result.stderr or result.stdout).splitlines() if "is ignored" not in ln]
-        return (
-            None,
-            f"pip could not install spec-kitty-cli=={VERSION}: {' '.join(lines[-2:]) or result.returncode}",
-        )
-    return env_dir / "bin", f"spec-kitty-cli {VERSION} installed into {env_dir}"
+        return None, f"pip could not install {package}=={version}: {' '.join(lines[-2:]) or result.returncode}"
+    return binary, f"{package} {version} installed into {env_dir}"
 
 
 def fake_agent_bin(folder: Path) -> Path:

@@ -19,7 +19,7 @@ from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, detect, plan, scaffold, session, settings, status
+from kittydoit import __version__, detect, plan, scaffold, session, settings, status, workers
 from kittydoit.config import Config
 from kittydoit.context import Paths
 from kittydoit.dodo import doit_namespace, log_to_stderr
@@ -62,7 +62,8 @@ opt_feature = {
     "long": "feature",
     "type": str,
     "default": None,
-    "help": "feature to run: NNN-slug, NNN, or its folder [default: the only one in kitty-specs/]",
+    "help": "feature to run: NNN-slug, NNN, its folder, or a 3.x mission's slug, mission_id or mid8 "
+            "[default: the only one in kitty-specs/]",
 }
 
 
@@ -217,7 +218,8 @@ class Example(Command):  # type: ignore[misc]
 opt_feature_cmd = {
     **opt_feature,
     "section": "",
-    "help": "the feature: NNN-slug, NNN, or its folder [default: the one running, else the last one run]",
+    "help": "the feature: NNN-slug, NNN, its folder, or a 3.x mission's slug, mission_id or mid8 "
+            "[default: the one running, else the last one run]",
 }
 
 
@@ -312,7 +314,9 @@ class GraphCmd(Command):  # type: ignore[misc]
     doc_usage = "[--feature NNN-slug] [--format mermaid|dot|text]"
     doc_description = (
         "Edges go from a dependency to the WPs that need it; labels hold id and title; the colour is the lane "
-        "(planned grey, doing yellow, for_review blue, done green). Mermaid renders in GitHub markdown "
+        "(planned grey, doing yellow, for_review blue, done green; a 3.x mission's nine lanes each have a colour: "
+        "claimed and in_progress yellow, in_review blue, approved green, blocked red, canceled dark grey). "
+        "Mermaid renders in GitHub markdown "
         "(```mermaid), DOT with Graphviz.\n\nExamples:\n  kittydoit graph > wps.mmd\n"
         "  kittydoit graph --format dot | dot -Tsvg > wps.svg"
     )
@@ -483,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("kittydoit: interrupted; finished work is kept, `kittydoit run` resumes\n")
+        # An interrupt that got past the reporter's reaping would leave doit's workers for multiprocessing's exit
+        # join, which waits forever on one stuck in its job queue: kill them now (their agents die with them).
+        workers.reap(0.0, lambda: True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`kittydoit --help | head`): nothing is wrong
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -299,8 +299,7 @@ def mission_log(feature: Feature) -> Mapping[str, Any]:
     """Return what a 3.x mission's event log says of each WP now (read from its status surface)."""
     from kittydoit.lanes import eventlog  # noqa: PLC0415  # 0.x features never need it
 
-    text, where = eventlog.log_text(feature.root, feature.path, feature.meta)
-    return eventlog.parse_log(text, where)
+    return eventlog.read_mission(feature.root, feature.path, feature.meta)
 
 
 def _mission_lanes(
@@ -313,8 +312,7 @@ def _mission_lanes(
     """
     from kittydoit.lanes import eventlog  # noqa: PLC0415
 
-    text, where = eventlog.log_text(root, folder, meta)
-    log = eventlog.parse_log(text, where)
+    log = eventlog.read_mission(root, folder, meta)
     without_file = {w: eventlog.lane(log, w) for w in eventlog.without_file(log, wps)}
     met = {w for w, lane in without_file.items() if lane in eventlog.DONE_LANES}
     order = _execution_order(folder, wps)

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import agents_yaml
+
 from bench.mission import (  # shared with the benchmark's 3.x suite
     CACHE,
     VERSION,
@@ -41,7 +43,6 @@ from bench.mission import (  # shared with the benchmark's 3.x suite
 __all__ = ["CACHE", "VERSION", "Mission", "Unavailable", "bin_dir", "install", "mission_repo", "ulid"]
 
 CORPUS = Path(__file__).with_name("corpus") / "v3" / "kitty-specs"
-FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
 
 @dataclass
@@ -108,7 +109,7 @@ def mission_repo(
     state, plan = base / "agent-state", base / "plan.json"
     plan.write_text("{}")
     unprotect(root)
-    (root / ".kittify" / "agents.yaml").write_text(_agents_yaml(state, plan, implementers, reviewers) + config_extra)
+    (root / ".kittify" / "agents.yaml").write_text(agents_yaml(state, plan, config_extra, implementers, reviewers))
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", f"mission {name}")
     pin_planning_commit(root, folder)
@@ -133,20 +134,3 @@ def _reopen(log: Path, folder: Path, slug: str, mission_id: object) -> None:
         if wp not in seeded:
             kept.append(genesis(wp, slug, mission_id))
     log.write_text("\n".join(kept) + "\n")
-
-
-def _agents_yaml(state: Path, plan: Path, implementers: Iterable[str], reviewers: Iterable[str]) -> str:
-    def command(role: str, name: str) -> str:
-        parts = [sys.executable, str(FAKE_AGENT), role, "--state", str(state), "--plan", str(plan), "--name", name]
-        return "[" + ", ".join(json.dumps(p) for p in parts) + "]"
-
-    implementers, reviewers = list(implementers), list(reviewers)
-    lines = ["agents:"]
-    for role, names, kind in (("implement", implementers, "implementation"), ("review", reviewers, "review")):
-        for name in names:
-            lines += [f"  {name}:", f"    command: {command(role, name)}", f"    roles: [{kind}]"]
-    return (
-        "\n".join(lines) + "\n"
-        f"defaults:\n  implementation: [{', '.join(implementers)}]\n  review: [{', '.join(reviewers)}]\n"
-        "retry_backoff_seconds: 0\n"
-    )

@@ -139,6 +139,11 @@ def read_log(path: Path) -> dict[str, WPLog]:
     return parse_log(text, path)
 
 
+def read_mission(root: Path, mission_dir: Path, meta: Mapping[str, object]) -> dict[str, WPLog]:
+    """Return the reduced WPs of the mission's log, read from its status surface (see :func:`log_text`)."""
+    return parse_log(*log_text(root, mission_dir, meta))
+
+
 def lane(wps: Mapping[str, WPLog], wp_id: str) -> str:
     """Return the lane of *wp_id*: ``planned`` when the log has no transition for it."""
     entry = wps.get(wp_id)

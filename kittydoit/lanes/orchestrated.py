@@ -141,13 +141,6 @@ class MissionLanes:
         """Return where a person sees and changes the WP's lane."""
         return f"spec-kitty's event log of {self.mission} (`spec-kitty agent tasks status --mission {self.mission}`)"
 
-    def held_by_others(self, wp_id: str) -> str | None:
-        """Return who holds *wp_id* when it is claimed, in progress or in review by someone other than kittydoit."""
-        entry = self.wp_log(wp_id)
-        if entry.lane not in _HELD or _by_kittydoit(entry):
-            return None
-        return entry.actor or "someone"
-
     def pending_feedback(self, wp_id: str) -> Feedback | None:
         """Return the feedback of the last review when it asked for changes that are not yet implemented."""
         entry = self.wp_log(wp_id)
@@ -178,13 +171,13 @@ class MissionLanes:
 
     def claim(self, wp_id: str, implementers: Sequence[AgentSettings], git: Git) -> tuple[Path, str] | None:
         """Start (or resume) implementing *wp_id*; return its workspace and the commit its own work starts from."""
-        held = self.held_by_others(wp_id)
+        entry = self.wp_log(wp_id)  # read the log once: a coord mission's is a `git show`
+        lane, held = entry.lane, _holder(entry)
         if held:
             raise LaneError(
-                f"{wp_id} is {self.lane(wp_id)} by {held}, not by kittydoit; kittydoit leaves it alone. Finish it "
+                f"{wp_id} is {lane} by {held}, not by kittydoit; kittydoit leaves it alone. Finish it "
                 "there, or move it back to planned in spec-kitty to have kittydoit run it"
             )
-        lane = self.lane(wp_id)
         if lane == "blocked":
             raise LaneError(f"{wp_id} is blocked in spec-kitty; unblock it (move it to in_progress) to have it run")
         if lane in IMPLEMENTED:  # implemented already: only its workspace is needed, for the review
@@ -271,10 +264,11 @@ class MissionLanes:
 
     def start_review(self, wp_id: str, reviewers: Sequence[AgentSettings]) -> None:
         """Claim the review (for_review -> in_review); a review kittydoit had started is simply continued."""
-        held = self.held_by_others(wp_id)
+        entry = self.wp_log(wp_id)
+        held = _holder(entry)
         if held:
             raise LaneError(f"{wp_id} is in review by {held}, not by kittydoit; kittydoit leaves it alone")
-        if self.lane(wp_id) == "for_review":
+        if entry.lane == "for_review":
             self._api("start-review", wp_id, actor=ORCHESTRATOR_ID, policy=policy(reviewers, "review"))
 
     def approve_review(self, wp_id: str, reviewer: AgentSettings, note: str, reference: str) -> None:
@@ -317,8 +311,11 @@ class MissionLanes:
             raise LaneError(f"{self.feature.relpath(self.feature.path)}: {wp_id}: {failure}") from None
 
 
-def _by_kittydoit(entry: eventlog.WPLog) -> bool:
-    return (entry.policy_metadata or {}).get("orchestrator_id") == ORCHESTRATOR_ID
+def _holder(entry: eventlog.WPLog) -> str | None:
+    """Return who holds a WP claimed, in progress or in review, unless that is kittydoit (its policy says so)."""
+    if entry.lane not in _HELD or (entry.policy_metadata or {}).get("orchestrator_id") == ORCHESTRATOR_ID:
+        return None
+    return entry.actor or "someone"
 
 
 def _actor(agent: AgentSettings, role: str) -> str:
