@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from kittydoit import supervisor
+
 _CAPTURE_LIMIT = 16 * 1024 * 1024  # keep the last 16 MiB of each stream for parsing
 _READ_SIZE = 65536
 _FINISH_WINDOW = 256 * 1024
 _PROC = Path("/proc")  # a final result is looked for in the last part of stdout only
-_SUPERVISOR = Path(__file__).with_name("supervisor.py")
 _SUPERVISOR_SLACK = 5.0  # seconds a supervisor may take beyond the grace period before it is killed itself
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -92,23 +93,12 @@ class ProcessRunner:
         deadline = started + timeout if timeout else None
         with contextlib.ExitStack() as stack:
             log = stack.enter_context(log_path.open("ab"))
-            stdin = stack.enter_context(stdin_path.open("rb")) if stdin_path else subprocess.DEVNULL
-            report_r, report_w = os.pipe()
-            report = stack.enter_context(os.fdopen(report_r, "rb", buffering=0))
-            try:
-                supervised = [str(os.getpid()), str(self.grace_seconds), str(self.drain_seconds), str(report_w)]
-                proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(_SUPERVISOR), *supervised, "--", *argv],
-                    cwd=cwd,
-                    env=dict(env) if env is not None else None,
-                    stdin=stdin,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    pass_fds=(report_w,),
-                )
-            finally:
-                os.close(report_w)
+            stdin = stack.enter_context(stdin_path.open("rb") if stdin_path else open(os.devnull, "rb"))  # noqa: SIM115
+            proc = _Supervised.start(argv, cwd=cwd, env=env, stdin=stdin.fileno(), grace=self.grace_seconds,
+                                     drain=self.drain_seconds)  # fmt: skip
+            for stream in (proc.report, proc.stdout, proc.stderr):
+                stack.enter_context(stream)
+            report = proc.report
             agent: list[int] = []  # its pid, once the supervisor has started it
             stack.callback(self._stop, proc, agent)
             agent.append(_started(proc, report, argv[0]))
@@ -121,9 +111,8 @@ class ProcessRunner:
                 ending = self._pump(proc, log, out=out, err=err, said=(report, said), watch=watch,
                                     is_finished=is_finished)  # fmt: skip
             finally:
-                for stream in (proc.stdout, proc.stderr):
-                    if stream:
-                        stream.close()
+                proc.stdout.close()
+                proc.stderr.close()
             duration = time.monotonic() - started
         return ProcessResult(
             argv=tuple(argv),
@@ -139,7 +128,7 @@ class ProcessRunner:
 
     def _pump(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: _Supervised,
         log: BinaryIO,
         *,
         out: bytearray,
@@ -152,8 +141,6 @@ class ProcessRunner:
 
         *said* is the supervisor's report pipe and what it said: read beside the output, never logged.
         """
-        if proc.stdout is None or proc.stderr is None:
-            raise ValueError("the process must be started with stdout and stderr pipes")
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ, out)
             selector.register(proc.stderr, selectors.EVENT_READ, err)
@@ -188,7 +175,7 @@ class ProcessRunner:
             return "timeout"
         return None
 
-    def _stop(self, proc: subprocess.Popen[bytes], agent: Sequence[int]) -> None:
+    def _stop(self, proc: _Supervised, agent: Sequence[int]) -> None:
         """Have the supervisor stop the agent's whole tree in stages; a signal meanwhile makes it stop at once."""
 
         def at_once() -> None:
@@ -205,6 +192,96 @@ class ProcessRunner:
                 proc.wait()
                 for pgid in agent:
                     _signal_group(pgid, signal.SIGKILL)
+
+
+class _Supervised:
+    """An agent's supervisor, forked from this process (:func:`kittydoit.supervisor.start_forked`): its output
+    pipes, its report pipe, and the ``poll``/``wait``/``send_signal``/``kill`` of a ``subprocess.Popen``."""
+
+    def __init__(self, pid: int, stdout: BinaryIO, stderr: BinaryIO, report: BinaryIO) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.stderr = stderr
+        self.report = report
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(
+        cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, stdin: int, grace: float, drain: float
+    ) -> _Supervised:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        forked: list[_Supervised] = []
+        try:  # a signal's Python handler must not run inside fork's hooks, where it would be lost: held till after
+            with signals_held():
+                pid, report_r = supervisor.start_forked(
+                    list(argv), cwd=str(cwd), env=dict(os.environ if env is None else env),
+                    stdio=(stdin, out_w, err_w), grace=grace, drain=drain,
+                )  # fmt: skip
+                forked.append(cls(pid, *(os.fdopen(fd, "rb", buffering=0) for fd in (out_r, err_r, report_r))))
+        except BaseException:
+            if forked:  # the held signal, delivered: the agent must not outlive this
+                forked[0].send_signal(signal.SIGUSR1)
+                forked[0].wait()
+                for stream in (forked[0].stdout, forked[0].stderr, forked[0].report):
+                    stream.close()
+            else:
+                for fd in (out_r, err_r):
+                    os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        return forked[0]
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the supervisor to exit; raise ``subprocess.TimeoutExpired`` after *timeout* seconds."""
+        if self.poll() is not None or timeout is None:
+            if self.returncode is None:
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.returncode
+        end = time.monotonic() + timeout
+        with contextlib.closing(_PidFd(self.pid)) as exited:
+            while self.poll() is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(["kittydoit-supervisor"], timeout)
+                exited.wait(left)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # never signal a pid that was reaped (and may be reused)
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class _PidFd:
+    """Wait for a child to exit without polling (a pidfd, Linux 5.3+); short sleeps where there is none."""
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def wait(self, seconds: float) -> None:
+        if self.fd is None:
+            time.sleep(min(seconds, 0.005))
+        else:
+            select.select([self.fd], [], [], seconds)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 @contextlib.contextmanager
@@ -256,7 +333,7 @@ class _Watch:
     exited_at: float | None = None
     finished_at: float | None = None
 
-    def ending(self, now: float, proc: subprocess.Popen[bytes]) -> str | None:
+    def ending(self, now: float, proc: _Supervised) -> str | None:
         """Return why to stop now: ``timeout``, ``idle``, ``hung`` (finished, did not exit), ``drained``."""
         if self.deadline is not None and now >= self.deadline:
             return "timeout"
@@ -330,7 +407,7 @@ def process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _started(proc: subprocess.Popen[bytes], report: BinaryIO, program: str) -> int:
+def _started(proc: _Supervised, report: BinaryIO, program: str) -> int:
     """Return the agent's pid once the supervisor has started it; raise OSError as Popen would when it could not."""
     line = bytearray()
     while not line.endswith(b"\n"):
@@ -340,7 +417,10 @@ def _started(proc: subprocess.Popen[bytes], report: BinaryIO, program: str) -> i
             detail = proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else ""
             raise RuntimeError(f"kittydoit's agent supervisor failed (exit code {proc.returncode}): {detail}")
         line += chunk
-    word, value = line.decode().split()
+    word, value = line.decode().rstrip("\n").split(" ", 1)
+    if word == "failed":
+        proc.wait()
+        raise RuntimeError(f"kittydoit's agent supervisor failed: {value}")
     if word == "error":
         proc.wait()
         number = int(value)
@@ -348,7 +428,7 @@ def _started(proc: subprocess.Popen[bytes], report: BinaryIO, program: str) -> i
     return int(value)
 
 
-def _exit_code(said: bytearray, proc: subprocess.Popen[bytes]) -> int | None:
+def _exit_code(said: bytearray, proc: _Supervised) -> int | None:
     """Return the agent's exit code as its supervisor reported it (-N: ended by signal N)."""
     for line in said.decode("utf-8", "replace").splitlines():
         if line.startswith("exit "):

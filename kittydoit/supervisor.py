@@ -19,7 +19,11 @@ can run in the middle of another.
 Why a process of its own: a doit worker dies in the same ``kill -9`` as the orchestrator (they share its process
 group), and an agent's grandchildren do not die with their parent. Linux ties a process to its parent's death
 (``PR_SET_PDEATHSIG``) and lets a process adopt its orphaned descendants (``PR_SET_CHILD_SUBREAPER``); one
-supervisor per agent uses both, costs one small Python process per agent run, and needs no next run to clean up.
+supervisor per agent uses both and needs no next run to clean up.
+
+kittydoit starts it with :func:`start_forked`: a fork of the process that runs the agent, which goes straight to
+:func:`supervise` and never returns to the caller's code. Executing ``python supervisor.py`` instead cost a Python
+start-up (25-35 ms on a 2-core machine) at every agent start, on the critical path of every hand-off between WPs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -37,12 +42,66 @@ _STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _NOW = signal.SIGUSR1
 _WATCHED = {signal.SIGCHLD, _NOW, *_STOP}
 _LOOK = 0.05  # seconds between looks for descendants while stopping them
+_MAX_FD = 1 << 20  # closerange stops at the real limit (close_range(2) on Linux)
 
 
 def main(args: list[str]) -> int:
     """Run the agent of *args* under supervision; return the supervisor's exit code."""
     parent, grace, drain, report_fd = int(args[0]), float(args[1]), float(args[2]), int(args[3])
-    argv = args[5:]
+    return supervise(parent, grace, drain, report_fd, args[5:], keep_stderr=True)
+
+
+def start_forked(
+    argv: list[str],
+    *,
+    cwd: str,
+    env: dict[str, str],
+    stdio: tuple[int, int, int],
+    grace: float,
+    drain: float,
+) -> tuple[int, int]:
+    """Fork a supervisor that runs *argv* in *cwd* with *env* on the file descriptors *stdio*.
+
+    Return the supervisor's pid and the read end of its report pipe (see the module's docstring). The child
+    holds none of *stdio* once the agent has started: the agent's output pipes close when the agent's tree is
+    gone. In the child only this function's own calls run (system calls through modules already imported), and
+    it ends with ``os._exit``: safe after ``fork`` even when the caller has other threads (multiprocessing's
+    queue feeder in a doit worker).
+    """
+    report_r, report_w = os.pipe()
+    parent = os.getpid()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() in a multi-threaded process
+        pid = os.fork()
+    if pid:
+        os.close(report_w)
+        return pid, report_r
+    code = 70
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)  # as in supervise(), before anything else
+        os.setsid()
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        os.closerange(3, report_w)
+        os.closerange(report_w + 1, _MAX_FD)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)  # posix_spawnp looks argv[0] up on the agent's PATH
+        code = supervise(parent, grace, drain, report_w, argv, keep_stderr=False)
+    except BaseException as error:  # the child must never return into the caller's code
+        said = f"error {error.errno}" if isinstance(error, OSError) and error.errno else f"failed {error!r}"
+        with contextlib.suppress(BaseException):
+            os.write(report_w, f"{said}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: list[str], *, keep_stderr: bool) -> int:
+    """Start *argv* and supervise it until its whole tree is gone; report on *report_fd*; return the exit code.
+
+    *keep_stderr*: the supervisor's own stderr stays open (its Python errors reach the log) instead of being
+    released with its stdin and stdout.
+    """
     signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, _NOW, 0, 0, 0)
@@ -58,8 +117,8 @@ def main(args: list[str]) -> int:
         return 127
     report.write(f"started {agent}\n")
     null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)  # the agent's output pipe closes when the agent's tree is gone, not when the supervisor is
+    for fd in (0, 1) if keep_stderr else (0, 1, 2):
+        os.dup2(null, fd)  # the agent's output pipe closes when the agent's tree is gone, not when the supervisor is
     code = _supervise(agent, grace, drain, kill_now=orphaned)
     report.write(f"exit {code}\n")
     report.close()
