@@ -173,21 +173,36 @@ class WPDocument:
         changed = {k: v for k, v in fields.items() if k not in self.data or plain(self.data[k]) != v}
         present = [k for k in changed if k in self.data]
         missing = [k for k in changed if k not in present]
-        for key in sorted(present, key=lambda k: self.data.lc.key(k)[0], reverse=True):
-            self._replace(key, changed[key])
-        self._stale = self._stale or bool(present)
+        # A key on one line of its own, without a comment, whose new value fits on one line too, moves no other
+        # line: the parsed frontmatter stays right once that key's value is read off its new line alone.
+        single = not missing and all(self._one_line(k) for k in present)
+        lines = {key: self._replace(key, changed[key]) for key in sorted(present, key=self._line, reverse=True)}
+        if single and all(line.count("\n") <= 1 for line in lines.values()):
+            for key, line in lines.items():
+                self.data[key] = _parse_line(line)[key]
+        else:
+            self._stale = self._stale or bool(present)
         for key in missing:  # each insertion needs the positions of the keys now there
             line = f"{key}: {_render(changed[key], self._style(key))}{self.newline}"
             self._fm.insert(self._insert_at(key), line)
             self._stale = True
 
-    def _replace(self, key: str, value: str) -> None:
-        """Replace the lines of the existing *key* (``self.data`` stays as it was: re-parse afterwards)."""
+    def _replace(self, key: str, value: str) -> str:
+        """Replace the lines of the existing *key*; return the new line (``self.data`` stays as it was)."""
         start = self.data.lc.key(key)[0]
         end = self._key_end(key)
         comment = self._eol_comment(key, start)
         ending = self._fm[end - 1][len(self._fm[end - 1].rstrip("\r\n")) :] or self.newline
-        self._fm[start:end] = [f"{key}: {_render(value, self._style(key))}{comment}{ending}"]
+        line = f"{key}: {_render(value, self._style(key))}{comment}{ending}"
+        self._fm[start:end] = [line]
+        return line
+
+    def _line(self, key: str) -> int:
+        return int(self.data.lc.key(key)[0])
+
+    def _one_line(self, key: str) -> bool:
+        """Tell whether *key* and its value take exactly one line, with no comment."""
+        return key not in self.data.ca.items and self._key_end(key) == self._line(key) + 1
 
     def append_activity(self, entry: str) -> None:
         """Add ``- entry`` as the last line of the ``## Activity Log`` section, creating it when missing."""
@@ -199,9 +214,7 @@ class WPDocument:
                 self._body.append(self.newline)
             self._body += [f"## Activity Log{self.newline}", self.newline, line]
             return
-        last = max(
-            (i for i in range(section.start + 1, section.end) if self._body[i].strip()), default=None
-        )
+        last = max((i for i in range(section.start + 1, section.end) if self._body[i].strip()), default=None)
         at = section.start + 1 if last is None else last + 1
         if not self._body[at - 1].endswith("\n"):
             self._body[at - 1] += self.newline
@@ -298,6 +311,16 @@ class WPDocument:
     def _terminate_body(self) -> None:
         if self._body and not self._body[-1].endswith("\n"):
             self._body[-1] += self.newline
+
+
+def _parse_line(line: str) -> CommentedMap:
+    """Return the round-trip parse of one ``key: value`` line, as the whole frontmatter's parse would hold it."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    data = yaml.load(line)
+    if not isinstance(data, CommentedMap):
+        raise FeatureError(None, f"kittydoit wrote a line that is not a mapping: {line!r}")
+    return data
 
 
 def _demote_headings(text: str) -> str:
