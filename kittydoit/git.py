@@ -27,7 +27,11 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "kittydoit",
     "GIT_COMMITTER_EMAIL": "kittydoit@localhost",
 }
-_CONFIG = ("-c", "gc.auto=0", "-c", "commit.gpgsign=false", "-c", "core.quotepath=false")
+# No automatic housekeeping after kittydoit's own merges and commits (each would start more git processes).
+_CONFIG = (
+    "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "commit.gpgsign=false", "-c", "core.quotepath=false",
+)  # fmt: skip
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 
@@ -127,6 +131,32 @@ class Git:
     def rev(self, ref: str, cwd: Path | None = None) -> str:
         return self.run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=cwd).stdout.strip()
 
+    def head(self, worktree: Path) -> str:
+        """Return the commit checked out in *worktree*.
+
+        Read off git's own files when they are plain (``HEAD`` naming a branch whose ref is a loose file, or a
+        detached ``HEAD``), which takes microseconds; asked of ``git rev-parse`` otherwise (packed refs, reftable,
+        anything unexpected). A loose ref always wins over a packed one, and git replaces ref files atomically.
+        """
+        return _read_head(worktree) or self.rev("HEAD", cwd=worktree)
+
+    def tips(self, branches: Sequence[str], *, quick: bool = False) -> dict[str, str]:
+        """Return the commit of each of *branches* that exists.
+
+        *quick*: read only loose ref files (microseconds; a branch whose ref is packed is left out), for a check
+        that falls back to git when the answer differs from what it expects.
+        """
+        if quick:
+            dirs = _git_dirs(self.root)
+            found = {branch: dirs and _read_ref(dirs[1], f"refs/heads/{branch}") for branch in branches}
+            return {branch: sha for branch, sha in found.items() if sha}
+        if not branches:
+            return {}
+        refs = [f"refs/heads/{branch}" for branch in branches]
+        listed = self.run("for-each-ref", "--format=%(refname) %(objectname)", *refs).stdout.split("\n")
+        named = dict(line.split(" ", 1) for line in listed if " " in line)
+        return {branch: named[ref] for branch, ref in zip(branches, refs, strict=True) if ref in named}
+
     def is_ancestor(self, ancestor: str, ref: str, cwd: Path | None = None) -> bool:
         return self.run("merge-base", "--is-ancestor", ancestor, ref, cwd=cwd, check=False).returncode == 0
 
@@ -220,7 +250,7 @@ class Git:
 
     def diff(self, worktree: Path, base: str, limit: int = 200_000) -> Diff:
         """Return the change from *base* to the worktree's HEAD, the patch cut at *limit* characters."""
-        head = self.rev("HEAD", cwd=worktree)
+        head = self.head(worktree)
         both = self.run("diff", "--patch-with-stat", base, head, cwd=worktree).stdout
         start = both.find("diff --git ")
         stat, patch = (both[:start], both[start:]) if start >= 0 else (both, "")
@@ -237,3 +267,41 @@ class Git:
             if self.run("diff", "--cached", "--quiet", "--", *names, check=False).returncode == 0:
                 return
             self.run("commit", "--no-verify", "-q", "-m", message, "--", *names)
+
+
+def _read_head(worktree: Path) -> str | None:
+    """Return the commit of *worktree*'s HEAD from git's files, or None when they are not plain (see Git.head)."""
+    dirs = _git_dirs(worktree)
+    if dirs is None:
+        return None
+    try:
+        head = (dirs[0] / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if head.startswith("ref: refs/heads/"):
+        return _read_ref(dirs[1], head[len("ref: ") :])
+    return head if _SHA.fullmatch(head) else None
+
+
+def _git_dirs(worktree: Path) -> tuple[Path, Path] | None:
+    """Return the git directory of *worktree* and the repository's common one, or None when that is not plain."""
+    dot_git = worktree / ".git"
+    if dot_git.is_dir():
+        return dot_git, dot_git
+    try:
+        text = dot_git.read_text(encoding="utf-8").strip()
+        if not text.startswith("gitdir: "):
+            return None
+        git_dir = (worktree / text[len("gitdir: ") :]).resolve()
+        return git_dir, (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _read_ref(common: Path, ref: str) -> str | None:
+    """Return the commit of *ref* from its loose file in the git directory *common*, or None (not a loose ref)."""
+    try:
+        sha = (common / ref).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return sha if _SHA.fullmatch(sha) else None

@@ -41,6 +41,7 @@ from typing import IO, Any, Protocol
 from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
 from kittydoit import summary as summaries
+from kittydoit.ahead import Preparer
 from kittydoit.context import Context
 from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
 from kittydoit.events import TASK_OF_PHASE, Event, Row, Snapshot, Watch, clean, last_line, read_record
@@ -147,6 +148,7 @@ class Reporter:
         self._view: View = PlainView(self.out, self._stamp)
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
+        self._ahead = Preparer(ctx)  # worktrees made while the last dependency is in review
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
@@ -205,6 +207,7 @@ class Reporter:
             self._event(wp, "done", f"{wp} {phase} done" + (f" ({agent})" if agent else ""))
             if phase == "implement":
                 self.outcomes.implemented.add(wp)
+                self._ahead.implemented(wp)
             if phase == "review":
                 self.outcomes.done.append(wp)
                 values = getattr(task, "values", None) or {}
@@ -267,6 +270,7 @@ class Reporter:
         status = self._status(interrupted)
         try:
             self._stop_ticker()
+            self._ahead.close(timeout=0 if interrupted else 30.0)
             if not self.ran:  # stopped before it started: say why
                 self._view.finish(None, None, self._errors)
                 return

@@ -90,12 +90,23 @@ class _Phase:
 
 
 def open_lanes(ctx: Context) -> LaneStore:
-    """Return the lane store of the feature's format (see kittydoit.lanes)."""
+    """Return the lane store of the feature's format (see kittydoit.lanes).
+
+    A 0.x feature's store is kept for the process: it remembers the WP files it last read or wrote, so the review
+    that follows an implement in the same worker does not parse the WP file again (a parse is 5-10 ms, on the
+    hand-off between the two agents). It re-reads any file whose bytes changed.
+    """
     if ctx.feature.format == "3.x":
         if ctx.speckitty is None:
             raise ConfigError(None, "a 3.x mission's lanes move through spec-kitty, which this run has not started")
         return MissionLanes(ctx.feature, ctx.speckitty, ctx.paths.state / "bases")
-    return Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
+    if _LANES.get("ctx") is not ctx or _LANES.get("pid") != os.getpid():
+        lanes = Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
+        _LANES.update(ctx=ctx, pid=os.getpid(), lanes=lanes)
+    return _LANES["lanes"]  # type: ignore[no-any-return]
+
+
+_LANES: dict[str, Any] = {}  # this process's 0.x lane store, for the context it was made for (see open_lanes)
 
 
 def _boundary(
@@ -141,20 +152,82 @@ def _implement(phase: _Phase) -> dict[str, Any]:
     claimed = lanes.claim(wp.id, ctx.config.candidates("implementation"), ctx.git)
     worktree, base = claimed or _prepare(ctx, wp, phase.log("implement"))
     agent = lanes.implemented_by(wp.id)
-    if agent is not None and not ctx.git.same_tree(base, "HEAD", cwd=worktree):
+    if agent is not None and not ctx.git.same_tree(base, ctx.git.head(worktree), cwd=worktree):
         # Implemented earlier (by a person, spec-kitty, or a run that stopped before recording it).
         _note(phase.log("implement"), f"lane is {lanes.lane(wp.id)} and the branch holds work: to review")
     else:
         feedback = lanes.pending_feedback(wp.id)
         agent = _implement_once(phase, worktree, base, feedback=feedback)
     record = {"wp": wp.id, "phase": "implement", "agent": agent, "base": base, "worktree": str(worktree)}
-    record["head"] = ctx.git.rev("HEAD", cwd=worktree)
+    record["head"] = ctx.git.head(worktree)
     _write_marker(ctx, ctx.paths.marker(wp.id, "implement"), record)
     phase.record.update(status="implemented", phase=None, implementer=agent)
     return record
 
 
+def prepare(ctx: Context, wp_id: str) -> None:
+    """Make *wp_id*'s worktree with every dependency merged, ahead of its implement (see :mod:`kittydoit.ahead`).
+
+    Does nothing when the implement has begun (its worktree exists, or it holds the preparation lock).
+    """
+    wp = ctx.feature.wps[wp_id]
+    log_path = ctx.paths.log(wp_id, "implement")
+    with preparing(ctx, wp_id, wait=False) as held:
+        if not held or ctx.paths.worktree(wp_id).exists() or ctx.paths.marker(wp_id, "implement").exists():
+            return
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        worktree, base = _prepare_now(ctx, wp, log_path)
+        head = ctx.git.head(worktree)
+        tips = ctx.git.tips([ctx.paths.branch(dep) for dep in wp.dependencies])
+        _prepared(ctx, wp_id).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(_prepared(ctx, wp_id), json.dumps({"head": head, "base": base, "tips": tips}) + "\n")
+        _note(log_path, f"worktree prepared ahead of the implement: {ctx.paths.rel(worktree)} at {head[:12]}")
+
+
+@contextlib.contextmanager
+def preparing(ctx: Context, wp_id: str, *, wait: bool) -> Iterator[bool]:
+    """Hold *wp_id*'s preparation lock (waiting for it when *wait*); yield whether it is held."""
+    path = ctx.paths.wp_lock(wp_id).with_suffix(".prepare")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepared(ctx: Context, wp_id: str) -> Path:
+    return ctx.paths.state / "prepared" / f"{wp_id}.json"
+
+
 def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
+    """Return the WP's worktree, with every dependency merged in, and the review base.
+
+    Taken as prepared ahead (:func:`prepare`) when its HEAD and every dependency's branch tip are still the
+    recorded ones; made (or brought up to date) here otherwise. A record is used once.
+    """
+    with preparing(ctx, wp.id, wait=True):
+        repaired = repair.repair(ctx, wp.id)
+        for line in repaired:
+            _note(log_path, line)
+        record_path = _prepared(ctx, wp.id)
+        record = read_json(record_path) if record_path.exists() else None
+        if record is not None:
+            record_path.unlink(missing_ok=True)
+            worktree = ctx.paths.worktree(wp.id)
+            tips = record.get("tips") or {}
+            unchanged = not repaired and (worktree / ".git").exists() and ctx.git.head(worktree) == record.get("head")
+            if unchanged and ctx.git.tips(list(tips), quick=True) == tips:
+                return worktree, str(record["base"])
+        return _prepare_now(ctx, wp, log_path)
+
+
+def _prepare_now(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
@@ -165,20 +238,18 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
         _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
     if wp.dependencies:  # a merge cut off by a kill is undone back to here (see kittydoit.repair)
-        repair.merge_started(ctx, wp.id, git.rev("HEAD", cwd=worktree))
+        repair.merge_started(ctx, wp.id, git.head(worktree))
     for dep in wp.dependencies:
         dep_branch = paths.branch(dep)
         if git.merge(worktree, dep_branch, branch):  # no branch: a dependency done before kittydoit
             merged.append(dep_branch)
     repair.merge_done(ctx, wp.id)
     if fresh:  # nothing but the target branch and the dependencies yet: that is the base
-        return worktree, git.rev("HEAD", cwd=worktree)
+        return worktree, git.head(worktree)
     return worktree, git.base(worktree, ctx.target_branch, merged)
 
 
-def _implement_once(
-    phase: _Phase, worktree: Path, base: str, *, feedback: Feedback | None, cycle: int = 1
-) -> str:
+def _implement_once(phase: _Phase, worktree: Path, base: str, *, feedback: Feedback | None, cycle: int = 1) -> str:
     """Implement the WP once (again after *feedback* when given), with retries and fallback; return the agent."""
     ctx, wp = phase.ctx, phase.wp
     label = "re-implementing" if feedback else "implementing"
@@ -203,7 +274,7 @@ def _implement_once(
         if not result:
             return result
         ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
-        if ctx.git.same_tree(base, "HEAD", cwd=worktree):
+        if ctx.git.same_tree(base, ctx.git.head(worktree), cwd=worktree):
             return result.failed(Outcome.NO_CHANGE, "finished without changing anything",
                                  f"the WP's change is empty in {ctx.paths.rel(worktree)}")  # fmt: skip
         return result

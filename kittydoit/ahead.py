@@ -1,0 +1,81 @@
+"""Prepare a WP's worktree ahead of its implement, so the hand-off from its last dependency skips git.
+
+A WP's implement starts by making its worktree and merging its dependencies' branches into it: a ``git worktree
+add`` and a ``git merge`` per dependency, 30-60 ms on a small repository, all of it on the critical path between
+the last dependency's review and the WP's own agent. Yet a dependency's branch is final once its implement is done
+(its review only reads it, unless it asks for changes). So when the last dependency of a WP has been implemented,
+:class:`Preparer` makes the WP's worktree and merges every dependency in, in a thread of the orchestrator, while
+that review runs. It records what it merged (:func:`kittydoit.workflow.prepare`); the implement then only checks
+that the worktree's HEAD and every dependency's branch tip are still the recorded ones (file reads) and starts
+its agent. Anything else, say a dependency that was sent back and changed, takes the usual way: the merges are
+made again (merging what is already merged changes nothing).
+
+Only 0.x features are prepared: a 3.x mission's workspace is made by spec-kitty when the WP is claimed.
+A WP being prepared and its implement never overlap: both hold the WP's preparation lock
+(:func:`kittydoit.workflow.preparing`); the thread skips a WP whose lock is taken or whose worktree exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from kittydoit.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class Preparer:
+    """Prepares the worktrees of WPs whose dependencies are all implemented, one at a time, in a daemon thread."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._queued: set[str] = set()
+        self._dependants: dict[str, list[str]] = {}
+        for wp in ctx.feature.wps.values():
+            for dep in wp.dependencies:
+                self._dependants.setdefault(dep, []).append(wp.id)
+
+    def implemented(self, wp_id: str) -> None:
+        """Note that *wp_id*'s implement succeeded: prepare each dependant whose dependencies are all implemented."""
+        if self.ctx.feature.format != "0.x":
+            return
+        for dependant in self._dependants.get(wp_id, ()):
+            if dependant not in self._queued and self._ready(dependant):
+                self._queued.add(dependant)
+                self._start()
+                self._todo.put(dependant)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let the preparation under way finish (a half-made worktree would wait for the next run's repair)."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _ready(self, wp_id: str) -> bool:
+        paths, wps = self.ctx.paths, self.ctx.feature.wps
+        if paths.marker(wp_id, "implement").exists() or paths.worktree(wp_id).exists():
+            return False  # implemented or begun already: nothing to prepare
+        for dep in wps[wp_id].dependencies:
+            finished = paths.marker(dep, "implement").exists() or paths.marker(dep, "review").exists()
+            if not finished and not (dep in wps and wps[dep].lane == "done"):
+                return False
+        return True
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="kittydoit-prepare", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        from kittydoit.workflow import prepare  # noqa: PLC0415  # workflow imports this module's users
+
+        while (wp_id := self._todo.get()) is not None:
+            try:
+                prepare(self.ctx, wp_id)
+            except Exception as error:  # the implement prepares it again and reports what fails
+                log.debug("preparing %s ahead failed: %s", wp_id, error)
