@@ -61,7 +61,7 @@ def main() -> int:
     steps = plan.get(wp, {}).get(key, [{}])
     count = _count(args.state, f"{wp}-{key}")
     step = steps[min(count - 1, len(steps) - 1)]
-    entry = {"wp": wp, "role": args.role, "agent": args.name, "call": count, "pid": os.getpid()}
+    entry = {"wp": wp, "role": args.role, "agent": args.name, "call": count, "pid": os.getpid(), "cwd": os.getcwd()}
     _record(args.state, {**entry, "start": time.time()})
     code = _act(args.role, wp, count, step, args.state, prompt=prompt)
     _record(args.state, {**entry, "end": time.time()})

@@ -1,0 +1,102 @@
+"""Worktrees prepared ahead of their implement (kittydoit.ahead): what they hold, when they are used, and when not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FEATURE, Repo, git, make_repo
+
+from kittydoit import workflow
+from kittydoit.context import Context, load_context
+
+
+def branch_with_file(repo: Repo, wp_id: str, name: str) -> str:
+    """Give *wp_id* its kittydoit branch off main with one commit adding *name*; return the commit."""
+    branch = f"{FEATURE}-{wp_id}"
+    git(repo.root, "branch", branch, "main")
+    scratch = repo.root.parent / f"scratch-{wp_id}"
+    git(repo.root, "worktree", "add", "-q", str(scratch), branch)
+    (scratch / name).write_text(f"{wp_id}\n")
+    git(scratch, "add", name)
+    git(scratch, "commit", "-q", "-m", f"{wp_id} work")
+    return git(scratch, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def two_done(diamond: Repo) -> tuple[Repo, Context]:
+    """The diamond with WP02 and WP03 implemented on their branches (WP01 left out: it has no branch)."""
+    branch_with_file(diamond, "WP02", "two.txt")
+    branch_with_file(diamond, "WP03", "three.txt")
+    return diamond, load_context(diamond.root, None, cache=False)
+
+
+def files_beyond_main(cwd: Path, commit: str) -> list[str]:
+    return sorted(git(cwd, "diff", "--name-only", "main", commit).split())
+
+
+def test_a_prepared_worktree_holds_exactly_the_target_branch_and_every_dependency(
+    two_done: tuple[Repo, Context],
+) -> None:
+    _, ctx = two_done
+    workflow.prepare(ctx, "WP04")
+    worktree = ctx.paths.worktree("WP04")
+    head = git(worktree, "rev-parse", "HEAD").strip()
+    assert files_beyond_main(worktree, head) == ["three.txt", "two.txt"]
+    for ref in ("main", f"{FEATURE}-WP02", f"{FEATURE}-WP03"):
+        git(worktree, "merge-base", "--is-ancestor", ref, head)  # raises when *ref* is not in the worktree
+    assert git(worktree, "status", "--porcelain") == ""
+    assert "worktree prepared ahead" in ctx.paths.log("WP04", "implement").read_text()
+    # The implement takes it as it is: same worktree, the prepared HEAD as the review base, no merge made.
+    assert workflow._prepare(ctx, ctx.feature.wps["WP04"], ctx.paths.log("WP04", "implement")) == (worktree, head)
+    assert git(worktree, "rev-parse", "HEAD").strip() == head
+
+
+def test_a_dependency_that_moved_after_the_preparation_is_merged_by_the_implement(
+    two_done: tuple[Repo, Context],
+) -> None:
+    repo, ctx = two_done
+    workflow.prepare(ctx, "WP04")
+    scratch = repo.root.parent / "scratch-WP03"  # WP03 sent back by its review and changed
+    (scratch / "three-fixed.txt").write_text("fixed\n")
+    git(scratch, "add", "three-fixed.txt")
+    git(scratch, "commit", "-q", "-m", "WP03 fix")
+    worktree, base = workflow._prepare(ctx, ctx.feature.wps["WP04"], ctx.paths.log("WP04", "implement"))
+    assert files_beyond_main(worktree, base) == ["three-fixed.txt", "three.txt", "two.txt"]
+
+
+def test_nothing_is_prepared_once_the_implement_has_begun(two_done: tuple[Repo, Context]) -> None:
+    _, ctx = two_done
+    with workflow.preparing(ctx, "WP04", wait=True):  # the implement holds the WP
+        workflow.prepare(ctx, "WP04")
+    assert not ctx.paths.worktree("WP04").exists()
+
+
+def test_a_run_prepares_the_dependant_while_the_last_review_runs_and_ends_done(diamond: Repo) -> None:
+    diamond.plan({"WP03": {"review": [{"sleep": 1.5}]}})
+    result = diamond.kittydoit("-n", "2", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "worktree prepared ahead" in (diamond.root / ".kittify" / "logs" / FEATURE / "WP04-implement.log").read_text()
+    )
+    worktree = diamond.root / ".worktrees" / f"{FEATURE}-WP04"
+    assert files_beyond_main(worktree, "HEAD") == ["WP01.txt", "WP02.txt", "WP03.txt", "WP04.txt"]
+    marker = json.loads(
+        (diamond.root / ".kittify" / "kittydoit" / FEATURE / "markers" / "WP04-implement.json").read_text()
+    )
+    assert files_beyond_main(worktree, marker["base"]) == ["WP01.txt", "WP02.txt", "WP03.txt"]  # the review's base
+    assert [diamond.lane(wp) for wp in ("WP01", "WP02", "WP03", "WP04")] == ["done"] * 4
+
+
+def test_a_review_resumed_by_a_later_run_runs_in_the_wps_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": ["WP01"]})
+    repo.plan({"WP01": {"review": [{"exit": 3}]}})  # every review fails: the run ends before approval
+    first = repo.kittydoit("run")
+    assert first.returncode != 0 and repo.lane("WP01") == "for_review"
+    repo.plan({})
+    again = repo.kittydoit("run")
+    assert again.returncode == 0, again.stdout + again.stderr
+    reviews = [c for c in repo.calls() if c["role"] == "review" and c["wp"] == "WP01" and "start" in c]
+    assert len(reviews) >= 2
+    assert {c["cwd"] for c in reviews} == {str(repo.root / ".worktrees" / f"{FEATURE}-WP01")}
