@@ -20,7 +20,9 @@ _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 _INT = re.compile(r"-?[1-9][0-9]*")  # what ruamel gives back as a plain int (0 is a ScalarInt there): read no other
-_NOT_STRING = re.compile(  # 1.2's float, int, timestamp, merge and value patterns: such a scalar is left to ruamel
+# 1.2's float, int, timestamp, merge and value patterns: such a scalar is left to ruamel. Compiled when first
+# needed (re keeps it compiled): compiling it costs more than most commands spend reading frontmatter.
+_NOT_STRING = (
     r"""[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
@@ -36,12 +38,11 @@ _NOT_STRING = re.compile(  # 1.2's float, int, timestamp, merge and value patter
      :[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
      (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?
     |<<
-    |=""",
-    re.VERBOSE,
+    |="""
 )
 # Characters a YAML 1.1 parser (libyaml) and a YAML 1.2 one (ruamel) may read differently: line breaks of 1.1
 # only (NEL, LS, PS), and those ruamel refuses (control characters, surrogates, U+FFFE/U+FFFF, the BOM inside).
-_UNUSUAL = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_UNUSUAL = "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 
 
 class _Unsure(Exception):
@@ -50,7 +51,7 @@ class _Unsure(Exception):
 
 def load(text: str) -> dict[str, Any] | None:
     """Return the YAML mapping *text* as plain data, or None when only ruamel.yaml can say what it holds."""
-    if _UNUSUAL.search(text):
+    if re.search(_UNUSUAL, text):  # re keeps the compiled pattern
         return None
     try:
         from yaml import YAMLError  # noqa: PLC0415  # PyYAML only when a feature is read
@@ -113,6 +114,6 @@ def _plain(value: str) -> Any:
         return False
     if _INT.fullmatch(value):
         return int(value)
-    if value[0] in "-+.0123456789<=" and _NOT_STRING.fullmatch(value):
+    if value[0] in "-+.0123456789<=" and re.fullmatch(_NOT_STRING, value, re.VERBOSE):
         raise _Unsure
     return value
