@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CORPUS, wp_text
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from conftest import CORPUS, wp_text
 from kittydoit import fastyaml, feature
 from kittydoit.errors import FeatureError
 from kittydoit.wpfile import WPDocument, plain
