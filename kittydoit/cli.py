@@ -13,16 +13,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.cmd_base import Command, DoitCmdBase, NamespaceTaskLoader
 from doit.cmdparse import CmdOption, CmdParse, CmdParseError
 from doit.doit_cmd import DoitMain
 
-from kittydoit import __version__, detect, plan, scaffold, session, settings, status, workers
-from kittydoit.config import Config
-from kittydoit.context import Paths
-from kittydoit.dodo import doit_namespace, log_to_stderr
+from kittydoit import __version__
 from kittydoit.errors import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -32,9 +29,12 @@ from kittydoit.errors import (
     FeatureError,
     UserError,
 )
-from kittydoit.feature import find_root, load_feature, select_feature
-from kittydoit.git import Git, GitError
-from kittydoit.reporter import Reporter
+
+# Each command imports what it needs when it runs: `kittydoit --version` or `status` loads no feature machinery,
+# `list` no planner, and no command but `plan` and `graph` the planner.
+if TYPE_CHECKING:
+    from kittydoit.config import Config
+    from kittydoit.reporter import Reporter
 
 OVERVIEW = f"""kittydoit {__version__}: run AI coding agents over a spec-kitty feature, with doit as the engine.
 
@@ -79,6 +79,8 @@ class KittyLoader(NamespaceTaskLoader):  # type: ignore[misc]  # doit is untyped
         self.for_run = True  # whether the command runs tasks (it needs usable agent settings); set by the main
 
     def setup(self, opt_values: dict[str, Any]) -> None:
+        from kittydoit.dodo import doit_namespace  # noqa: PLC0415
+
         namespace = doit_namespace(
             None, feature=opt_values.get("feature"), cache=not self.read_only, for_run=self.for_run
         )
@@ -112,6 +114,8 @@ class Init(Command):  # type: ignore[misc]
     )
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import scaffold  # noqa: PLC0415
+
         for line in scaffold.init(Path.cwd(), force=params["force"]):
             print(line)
         return EXIT_OK
@@ -142,6 +146,8 @@ class Agents(Command):  # type: ignore[misc]
     )
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import detect  # noqa: PLC0415
+
         rows = detect.survey(_repo_config(), run_checks=params["check"])
         if params["json"]:
             print(json.dumps(rows, indent=2))
@@ -165,6 +171,9 @@ def _repo_config() -> Config | None:
     None outside a repository and without a usable file (every agent is then listed as not configured): a
     broken file is reported in one line, the defaults a run would use instead of a missing one are named.
     """
+    from kittydoit import settings  # noqa: PLC0415
+    from kittydoit.feature import find_root  # noqa: PLC0415
+
     try:
         root = find_root(Path.cwd())
     except FeatureError:
@@ -210,6 +219,8 @@ class Example(Command):  # type: ignore[misc]
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
         if len(args) > 1:
             raise UserError(None, "example takes at most one argument, the folder to create")
+        from kittydoit import scaffold  # noqa: PLC0415
+
         target = scaffold.example(Path(args[0]) if args else None)
         print(target)
         return EXIT_OK
@@ -239,6 +250,8 @@ class StatusCmd(Command):  # type: ignore[misc]
     )  # fmt: skip
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import status  # noqa: PLC0415
+
         current = status.read_status(Path.cwd(), params["feature"])
         _emit(json.dumps(current.as_json(), indent=2) if params["json"] else status.render(current))
         return EXIT_OK
@@ -263,6 +276,11 @@ class Abort(Command):  # type: ignore[misc]
     )  # fmt: skip
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import session, status  # noqa: PLC0415
+        from kittydoit.context import Paths  # noqa: PLC0415
+        from kittydoit.feature import find_root  # noqa: PLC0415
+        from kittydoit.git import Git  # noqa: PLC0415
+
         root = find_root(Path.cwd())
         paths = Paths(root=root, feature=status.choose_feature(root, params["feature"]))
         git = Git(root, paths.git_lock)
@@ -293,6 +311,8 @@ class PlanCmd(DoitCmdBase):  # type: ignore[misc]
 
     def get_backends(self) -> dict[str, Any]:
         """Read every database through a read-only in-memory copy: a plan writes nothing."""
+        from kittydoit import plan  # noqa: PLC0415
+
         return dict.fromkeys(super().get_backends(), plan.SnapshotDB)
 
     def execute(self, params: dict[str, Any], args: list[str]) -> Any:
@@ -300,6 +320,8 @@ class PlanCmd(DoitCmdBase):  # type: ignore[misc]
         return super().execute(params, args)
 
     def _execute(self, num_process: int, as_json: bool) -> int:
+        from kittydoit import plan  # noqa: PLC0415
+
         ctx = self.loader.reporter.ctx
         found = plan.make_plan(
             ctx, tasks=self.task_list, selected=self.sel_tasks, dep_manager=self.dep_manager, num_process=num_process
@@ -328,6 +350,10 @@ class GraphCmd(Command):  # type: ignore[misc]
     )  # fmt: skip
 
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
+        from kittydoit import plan  # noqa: PLC0415
+        from kittydoit.dodo import log_to_stderr  # noqa: PLC0415
+        from kittydoit.feature import find_root, load_feature, select_feature  # noqa: PLC0415
+
         log_to_stderr()  # a dependency on a WP that does not exist is a warning here
         root = find_root(Path.cwd())
         # no parse cache: writes nothing
@@ -373,6 +399,7 @@ class CiCmd(Command):  # type: ignore[misc]
     def execute(self, params: dict[str, Any], args: list[str]) -> int:
         from kittydoit import ci  # noqa: PLC0415  # loaded only for this command
         from kittydoit.context import load_context  # noqa: PLC0415
+        from kittydoit.git import GitError  # noqa: PLC0415
 
         usage = "usage: kittydoit ci github|gitlab [--check] | kittydoit ci job WPxx | kittydoit ci integrate"
         params, args = _options_anywhere(self.cmd_options, params, args)
@@ -489,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("kittydoit: interrupted; finished work is kept, `kittydoit run` resumes\n")
         # An interrupt that got past the reporter's reaping would leave doit's workers for multiprocessing's exit
         # join, which waits forever on one stuck in its job queue: kill them now (their agents die with them).
+        from kittydoit import workers  # noqa: PLC0415
+
         workers.reap(0.0, lambda: True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`kittydoit --help | head`): nothing is wrong

@@ -6,6 +6,7 @@ names the file and the fix, and nothing has been started or changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kittydoit.errors import FeatureError
-from kittydoit.state import write_atomic
+from kittydoit.parsecache import ParseCache
 from kittydoit.wpfile import WPDocument, read_raw
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Feature:
     target_branch: str | None
     friendly_name: str
     wps: Mapping[str, WorkPackage]
-    cache: Path | None = None  # where WPs as parsed are kept, so that unchanged files are not parsed again
+    cache: ParseCache | None = None  # WPs as parsed, so that unchanged files are not parsed again
     format: str = "0.x"  # "3.x": a spec-kitty 3.x mission, whose lanes live in status.events.jsonl
     meta: Mapping[str, object] = field(default_factory=dict, repr=False)
     # 3.x: WPs the event log names that have no WP file (spec-kitty refuses to run them), with their lanes.
@@ -143,10 +144,11 @@ class Feature:
             return
         old_path, old_bytes = before
         new_path, new_bytes = after
-        cached = _cache_lookup(self.cache, old_path, _cache_key(old_path, self._folder_lane(old_path), old_bytes))
-        if cached is not None:
-            key = _cache_key(new_path, self._folder_lane(new_path), new_bytes)
-            _cache_store(self.cache, new_path, key, replace(cached, path=new_path, lane=lane))
+        self.cache.remember(
+            (old_path.name, _cache_key(old_path, self._folder_lane(old_path), old_bytes)),
+            (new_path.name, _cache_key(new_path, self._folder_lane(new_path), new_bytes)),
+            {"lane": lane},
+        )
 
     def _folder_lane(self, path: Path) -> str | None:
         return path.parent.name if self.layout == "lanes" else None
@@ -232,8 +234,8 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
 
     A folder holding ``status.events.jsonl`` is a spec-kitty 3.x mission (even when the log holds no transition
     yet): its lanes come from that log, never from a WP file's ``lane:``. Any other folder is a 0.x feature.
-    With a *cache* folder, a WP file whose bytes are the same as when it was last parsed is taken from there:
-    parsing the frontmatter (ruamel.yaml, about 3 ms a file) is most of what loading a big feature costs.
+    With a *cache* folder (see :mod:`kittydoit.parsecache`), a WP file whose bytes are the same as when it was
+    last parsed is taken from there, unparsed.
 
     A dependency on a WP that has no file is left out of the dependant's dependencies and kept in
     ``Feature.missing``. It matters only for a dependant that could still run: *strict* (for a run) makes that
@@ -256,9 +258,9 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
     if not files:
         raise FeatureError(tasks, "holds no work packages (WPxx-title.md files)")
     wps: dict[str, WorkPackage] = {}
-    parsed: list[tuple[Path, str, WorkPackage]] = []  # cached once the whole feature has passed its checks
+    parsed = ParseCache(cache) if cache is not None else None  # saved once the whole feature has passed its checks
     for path, folder_lane in files:
-        wp = _load_wp(path, folder_lane, cache, parsed, mission=mission)
+        wp = _load_wp(path, folder_lane, parsed, mission=mission)
         if wp.id in wps:
             raise FeatureError(path, f"{wp.id} is also defined in {wps[wp.id].path.name}; ids must be unique")
         wps[wp.id] = wp
@@ -276,9 +278,8 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
     if not mission:
         ordered = {wp_id: replace(wp, after=wp.dependencies) for wp_id, wp in ordered.items()}
     _check_dependencies(ordered)
-    if cache is not None:
-        for path, key, wp in parsed:
-            _cache_store(cache, path, key, wp)
+    if parsed is not None:
+        parsed.save()
     return Feature(
         root=root,
         slug=folder.name,
@@ -287,7 +288,7 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
         target_branch=str(meta["target_branch"]) if meta.get("target_branch") else None,
         friendly_name=str(meta.get("friendly_name") or folder.name),
         wps=ordered,
-        cache=cache,
+        cache=parsed,
         format="3.x" if mission else "0.x",
         meta=meta,
         without_file=without_file,
@@ -415,26 +416,19 @@ def _read_meta(folder: Path) -> dict[str, object]:
 
 
 def _load_wp(
-    path: Path,
-    folder_lane: str | None,
-    cache: Path | None,
-    parsed: list[tuple[Path, str, WorkPackage]],
-    *,
-    mission: bool = False,
+    path: Path, folder_lane: str | None, cache: ParseCache | None, *, mission: bool = False
 ) -> WorkPackage:
-    """Return the WP in *path*, from the *cache* when the file is as it was when last parsed.
-
-    A WP parsed anew is added to *parsed* (with its cache key), for the caller to cache.
-    """
+    """Return the WP in *path*, from the *cache* when the file is as it was when last parsed (else added to it)."""
     if cache is None:
         return _wp_from_doc(path, folder_lane, WPDocument.read(path), mission=mission)
     raw = read_raw(path)
     key = _cache_key(path, "3.x" if mission else folder_lane, raw)
-    cached = _cache_lookup(cache, path, key)
+    cached = cache.lookup(path.name, key)
     if cached is not None:
-        return cached
+        with contextlib.suppress(KeyError, TypeError):  # an entry of another shape is parsed again
+            return _from_entry(path, cached)
     wp = _wp_from_doc(path, folder_lane, WPDocument.decode(path, raw), mission=mission)
-    parsed.append((path, key, wp))
+    cache.add(path.name, key, _entry(wp))
     return wp
 
 
@@ -481,45 +475,30 @@ def _cache_key(path: Path, folder_lane: str | None, raw: bytes) -> str:
     return digest.hexdigest()
 
 
-def _cache_lookup(cache: Path, path: Path, key: str) -> WorkPackage | None:
-    try:
-        entry = json.loads((cache / f"{path.name}.json").read_text(encoding="utf-8"))
-        if entry["key"] != key:
-            return None
-        wp = entry["wp"]
-        return WorkPackage(
-            id=wp["id"],
-            path=path,
-            title=wp["title"],
-            lane=wp["lane"],
-            dependencies=tuple(wp["dependencies"]),
-            spec=wp["spec"],
-            digest=wp["digest"],
-            fields=wp["fields"],
-        )
-    except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: parse the file
-        return None
+def _from_entry(path: Path, wp: Mapping[str, Any]) -> WorkPackage:
+    return WorkPackage(
+        id=wp["id"],
+        path=path,
+        title=wp["title"],
+        lane=wp["lane"],
+        dependencies=tuple(wp["dependencies"]),
+        spec=wp["spec"],
+        digest=wp["digest"],
+        fields=wp["fields"],
+    )
 
 
-def _cache_store(cache: Path, path: Path, key: str, wp: WorkPackage) -> None:
-    """Write the cache entry of *wp* atomically (parallel workers each write their own WP's entry)."""
-    data = {
-        "key": key,
-        "wp": {
-            "id": wp.id,
-            "title": wp.title,
-            "lane": wp.lane,
-            "dependencies": list(wp.dependencies),
-            "spec": wp.spec,
-            "digest": wp.digest,
-            "fields": wp.fields,
-        },
+def _entry(wp: WorkPackage) -> dict[str, Any]:
+    """Return what the parse cache keeps of *wp* (its path is where it is found)."""
+    return {
+        "id": wp.id,
+        "title": wp.title,
+        "lane": wp.lane,
+        "dependencies": list(wp.dependencies),
+        "spec": wp.spec,
+        "digest": wp.digest,
+        "fields": wp.fields,
     }
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache / f"{path.name}.json", json.dumps(data, default=str))
-    except OSError:
-        return  # the cache only saves time; a run goes on without it
 
 
 def _dependencies(path: Path, value: object, own_id: str, *, mission: bool = False) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from kittydoit import fastyaml
 from kittydoit.errors import FeatureError
 
 # spec-kitty's key order; a key kittydoit adds goes after the nearest key that precedes it here.
@@ -80,15 +81,17 @@ class WPDocument:
         self._open, self._close = lines[0], lines[end]
         self._fm = lines[1:end]
         self._body = lines[end + 1 :]
-        self._data = self._parse()  # eagerly: a file that does not parse is rejected here
-        self._stale = False
+        # Reading needs plain values only, which fastyaml gets far faster than ruamel; an edit needs ruamel's
+        # key positions, parsed then. A frontmatter fastyaml declines is parsed by ruamel now: a file that does
+        # not parse is rejected here.
+        self._plain = fastyaml.load("".join(self._fm))
+        self._data: CommentedMap | None = None if self._plain is not None else self._parse()
 
     @property
     def data(self) -> CommentedMap:
-        """The parsed frontmatter (re-parsed after edits only when it is needed again)."""
-        if self._stale:
+        """The round-trip parse of the frontmatter (parsed when first needed, and again after edits)."""
+        if self._data is None:
             self._data = self._parse()
-            self._stale = False
         return self._data
 
     @classmethod
@@ -113,11 +116,13 @@ class WPDocument:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the frontmatter value of *key* as plain Python data."""
+        if self._plain is not None:  # a copy, as ruamel's data is copied below
+            return plain(self._plain[key]) if key in self._plain else default
         return plain(self.data[key]) if key in self.data else default
 
     def get_all(self) -> dict[str, object]:
         """Return the whole frontmatter as plain Python data."""
-        result: dict[str, object] = plain(self.data)
+        result: dict[str, object] = plain(self._plain if self._plain is not None else self.data)
         return result
 
     def body(self) -> str:
@@ -179,13 +184,21 @@ class WPDocument:
         lines = {key: self._replace(key, changed[key]) for key in sorted(present, key=self._line, reverse=True)}
         if single and all(line.count("\n") <= 1 for line in lines.values()):
             for key, line in lines.items():
-                self.data[key] = _parse_line(line)[key]
-        else:
-            self._stale = self._stale or bool(present)
+                value = _parse_line(line)[key]
+                self.data[key] = value
+                if self._plain is not None:
+                    self._plain[key] = plain(value)
+        elif present:
+            self._edited()
         for key in missing:  # each insertion needs the positions of the keys now there
             line = f"{key}: {_render(changed[key], self._style(key))}{self.newline}"
             self._fm.insert(self._insert_at(key), line)
-            self._stale = True
+            self._edited()
+
+    def _edited(self) -> None:
+        """Forget both parses of the frontmatter: the lines changed (ruamel parses them again when asked)."""
+        self._plain = None
+        self._data = None
 
     def _replace(self, key: str, value: str) -> str:
         """Replace the lines of the existing *key*; return the new line (``self.data`` stays as it was)."""
