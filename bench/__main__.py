@@ -30,7 +30,7 @@ from bench.measure import BenchError
 from bench.suites import Settings
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
+SUITES = ("floors", "quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
 
 QUICK = {
     "repeat": 1,
@@ -86,14 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         mode="full" if args.full else "quick", work=work, cache=args.cache, progress=progress, **preset
     )
-    chosen = args.only or list(SUITES)
+    chosen = list(args.only or SUITES)
+    if not {"quality", "overhead", "scale"}.isdisjoint(chosen) and "floors" not in chosen:
+        chosen.append("floors")  # the targets' floors are measured in the same run as the targets
     # The report is rendered whole from one run's data: a run of the 3.x suite alone writes 3x.md/3x.json, so
     # that it leaves the other suites' latest figures in place.
     stem = "3x" if chosen == ["3x"] else "latest"
     data: dict[str, Any] = {
         "command": "python -m bench"
         + (" --full" if args.full else "")
-        + "".join(f" --only {s}" for s in chosen if args.only)
+        + "".join(f" --only {s}" for s in (args.only or []))
         + (f" --repeat {args.repeat}" if args.repeat else ""),
         "mode": settings.mode,
         "repeat": settings.repeat,
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     data["errors"] = []
+    data["suite_seconds"] = {}
     suite_runs = {
+        "floors": lambda: data.__setitem__("floors", suites.floors(settings)),
         "quality": lambda: data.__setitem__("quality", suites.quality(settings)),
         "simulated": lambda: data.__setitem__("simulated", suites.simulated(settings)),
         "dispatch": lambda: data.__setitem__("dispatch", suites.dispatch_order(settings)),
@@ -115,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in SUITES:
             if name not in chosen:
                 continue
+            suite_started = time.monotonic()
             try:
                 suite_runs[name]()
             except BenchError as error:  # report it and go on: the other suites' results still count
                 progress(f"{name} FAILED: {error}")
                 data["errors"].append(f"{name}: {error}")
+            data["suite_seconds"][name] = time.monotonic() - suite_started
             _write(args.out, stem, data, started)  # after every suite, so a late failure keeps what was measured
     finally:
         if args.keep:

@@ -103,16 +103,14 @@ def timed(
     return timing
 
 
-def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
-    """Return the orchestrator's latencies seen from the agents (medians, seconds).
+def handoff_samples(calls: list[Call], deps: dict[str, tuple[str, ...]]) -> dict[str, list[float]]:
+    """Return every hand-off of one run, seen from the agents (seconds, in WP order).
 
-    ``review``: from a WP's implementer exiting to its reviewer starting; ``dependency``: from the last
-    dependency's reviewer exiting to the WP's implementer starting (this one also holds any wait for a free
-    worker); ``startup``: from the command starting to the first agent; ``tail``: from the last agent to the
-    command's exit. An agent's start is its first line of Python, so each includes one interpreter start.
+    ``review``: from a WP's implementer exiting to its reviewer starting, one per reviewed WP; ``dependency``:
+    from the last dependency's reviewer exiting to the WP's implementer starting, one per WP with dependencies
+    (this one also holds any wait for a free worker). An agent's start is its first line of Python, so each
+    includes one interpreter start.
     """
-    if not calls:
-        return {}
     first = {(c.wp, c.role): c for c in reversed(calls)}  # the first call per WP and role
     last = {(c.wp, c.role): c for c in calls}
     review = [first[wp, "review"].start - last[wp, "implement"].end for wp in deps if (wp, "review") in first]
@@ -121,9 +119,21 @@ def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing
         for wp, ds in deps.items()
         if ds and (wp, "implement") in first
     ]
+    return {"review": review, "dependency": dependency}
+
+
+def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
+    """Return the orchestrator's latencies seen from the agents (seconds).
+
+    ``review`` and ``dependency``: the medians of :func:`handoff_samples`; ``startup``: from the command
+    starting to the first agent; ``tail``: from the last agent to the command's exit.
+    """
+    if not calls:
+        return {}
+    samples = handoff_samples(calls, deps)
     return {
-        "review": statistics.median(review) if review else float("nan"),
-        "dependency": statistics.median(dependency) if dependency else float("nan"),
+        "review": statistics.median(samples["review"]) if samples["review"] else float("nan"),
+        "dependency": statistics.median(samples["dependency"]) if samples["dependency"] else float("nan"),
         "startup": calls[0].start - timing.started_at,
         "tail": timing.started_at + timing.wall - max(c.end for c in calls),
     }
