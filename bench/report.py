@@ -193,7 +193,7 @@ def _git_calls_per_wp(data: dict[str, Any]) -> float | None:
     if not prof:
         return None
     calls: float = prof["run"]["parts"]["git, every subprocess"]["calls"]
-    return calls / prof["wps"]
+    return calls / float(prof["wps"])
 
 
 def _floor_span(record: dict[str, Any], floor: dict[str, float]) -> float:
@@ -241,10 +241,12 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
         ):
             samples = _pooled(quality, key)
             value = median(samples)
+            direct = _pooled(quality, f"{key}_direct")
             rows.append(_row(
                 f"{label} under {target * 1000:.0f} ms (median)",
                 f"{_ms(value)}, median of all {len(samples)} in {sum(len(r['runs']) for r in quality)} runs "
-                "(waits for a free worker included; per case: see Schedule quality)",
+                f"(waits for a free worker included; per case: see Schedule quality); {_ms(median(direct))} "
+                f"over the {len(direct)} direct ones (no other agent started in between)",
                 None if math.isnan(value) else value < target,
                 f"{_ms(floor[key])} (see Floors)" if floor else unmeasured,
             ))  # fmt: skip

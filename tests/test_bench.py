@@ -207,6 +207,9 @@ def test_handoff_samples_are_every_handoff_of_a_run() -> None:
     samples = handoff_samples(calls, deps)
     assert samples["review"] == pytest.approx([0.05, 0.1, 0.2])
     assert samples["dependency"] == pytest.approx([0.02, 0.5])
+    # direct: no other agent started in between (WP03's implement came after WP02's; WP03's review after WP02's)
+    assert samples["review_direct"] == pytest.approx([0.05, 0.1])
+    assert samples["dependency_direct"] == pytest.approx([0.02])
 
 
 def _machine() -> dict[str, object]:
@@ -220,7 +223,8 @@ def _issue11_data(*, review: list[list[float]], per_wp: tuple[float, float], lis
                  {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")})  # fmt: skip
     runs = [
         {"wall": 6.12, "handoffs": {"startup": 0.2, "tail": 0.05, "review": 0.0, "dependency": 0.0},
-         "handoff_samples": {"review": samples, "dependency": [0.03, 0.03]}}
+         "handoff_samples": {"review": samples, "dependency": [0.03, 0.03], "review_direct": samples[:1],
+                             "dependency_direct": [0.03]}}
         for samples in review
     ]  # fmt: skip
     quality = {
@@ -260,6 +264,7 @@ def test_a_missed_target_shows_its_floor_and_a_met_one_does_not() -> None:
     text = report.render(data)
     review = _target_row(text, "implement done → review agent started")
     assert review[1].startswith("40 ms, median of all 6 in 2 runs")
+    assert review[1].endswith("; 20 ms over the 2 direct ones (no other agent started in between)")
     assert review[2:] == ["missed", "20 ms (see Floors)"]  # a + e + b: 11 + 7 + 2
     dependency = _target_row(text, "dependency done → dependant's agent started")
     assert dependency[1].startswith("30 ms, median of all 4 in 2 runs")
