@@ -5,7 +5,8 @@ seeds and DAGs, the machine); ``--only 3x`` alone writes ``3x.md`` and ``3x.json
 repositories go to a temporary folder outside any git repository (spec-kitty commits in the enclosing repository
 otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 and spec-kitty-orchestrator 0.1.2 are
 installed once into ``~/.cache/kittydoit-bench/`` (``--cache``), spec-kitty-cli 3.2.7 into
-``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``).
+``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``). The floors the targets are held to
+(process starts, bare git) are measured whenever the quality, overhead or scale suite runs.
 """
 
 from __future__ import annotations

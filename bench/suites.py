@@ -1,4 +1,4 @@
-"""The benchmark suites: schedule quality, overhead, no-op rerun, scale, and spec-kitty side by side.
+"""The benchmark suites: floors, schedule quality, overhead, no-op rerun, scale, and spec-kitty side by side.
 
 Each suite takes the :class:`Settings` of the run and returns plain data (lists of dicts) for the JSON file
 and the report. Every measured run works on a fresh copy of a prepared repository, so runs never see each
