@@ -5,7 +5,8 @@ seeds and DAGs, the machine); ``--only 3x`` alone writes ``3x.md`` and ``3x.json
 repositories go to a temporary folder outside any git repository (spec-kitty commits in the enclosing repository
 otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 and spec-kitty-orchestrator 0.1.2 are
 installed once into ``~/.cache/kittydoit-bench/`` (``--cache``), spec-kitty-cli 3.2.7 into
-``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``).
+``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``). The floors the targets are held to
+(process starts, bare git) are measured whenever the quality, overhead or scale suite runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.measure import BenchError
 from bench.suites import Settings
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
+SUITES = ("floors", "quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
 
 QUICK = {
     "repeat": 1,
@@ -86,14 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         mode="full" if args.full else "quick", work=work, cache=args.cache, progress=progress, **preset
     )
-    chosen = args.only or list(SUITES)
+    chosen = list(args.only or SUITES)
+    if not {"quality", "overhead", "scale"}.isdisjoint(chosen) and "floors" not in chosen:
+        chosen.append("floors")  # the targets' floors are measured in the same run as the targets
     # The report is rendered whole from one run's data: a run of the 3.x suite alone writes 3x.md/3x.json, so
     # that it leaves the other suites' latest figures in place.
     stem = "3x" if chosen == ["3x"] else "latest"
     data: dict[str, Any] = {
         "command": "python -m bench"
         + (" --full" if args.full else "")
-        + "".join(f" --only {s}" for s in chosen if args.only)
+        + "".join(f" --only {s}" for s in (args.only or []))
         + (f" --repeat {args.repeat}" if args.repeat else ""),
         "mode": settings.mode,
         "repeat": settings.repeat,
@@ -102,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     data["errors"] = []
+    data["suite_seconds"] = {}
     suite_runs = {
+        "floors": lambda: data.__setitem__("floors", suites.floors(settings)),
         "quality": lambda: data.__setitem__("quality", suites.quality(settings)),
         "simulated": lambda: data.__setitem__("simulated", suites.simulated(settings)),
         "dispatch": lambda: data.__setitem__("dispatch", suites.dispatch_order(settings)),
@@ -115,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in SUITES:
             if name not in chosen:
                 continue
+            suite_started = time.monotonic()
             try:
                 suite_runs[name]()
             except BenchError as error:  # report it and go on: the other suites' results still count
                 progress(f"{name} FAILED: {error}")
                 data["errors"].append(f"{name}: {error}")
+            data["suite_seconds"][name] = time.monotonic() - suite_started
             _write(args.out, stem, data, started)  # after every suite, so a late failure keeps what was measured
     finally:
         if args.keep:

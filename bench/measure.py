@@ -9,6 +9,7 @@ The fake agents' timeline (one line per agent call, see ``bench/fake_agent.py``)
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import signal
@@ -103,27 +104,48 @@ def timed(
     return timing
 
 
-def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
-    """Return the orchestrator's latencies seen from the agents (medians, seconds).
+def handoff_samples(calls: list[Call], deps: dict[str, tuple[str, ...]]) -> dict[str, list[float]]:
+    """Return every hand-off of one run, seen from the agents (seconds, in WP order).
 
-    ``review``: from a WP's implementer exiting to its reviewer starting; ``dependency``: from the last
-    dependency's reviewer exiting to the WP's implementer starting (this one also holds any wait for a free
-    worker); ``startup``: from the command starting to the first agent; ``tail``: from the last agent to the
-    command's exit. An agent's start is its first line of Python, so each includes one interpreter start.
+    ``review``: from a WP's implementer exiting to its reviewer starting, one per reviewed WP; ``dependency``:
+    from the last dependency's reviewer exiting to the WP's implementer starting, one per WP with dependencies.
+    Both also hold any wait for a free worker; ``review_direct`` and ``dependency_direct`` are the ones with
+    no other agent started in between (the freed worker went to the dependant). An agent's start is its first
+    line of Python, so each includes one interpreter start.
+    """
+    first = {(c.wp, c.role): c for c in reversed(calls)}  # the first call per WP and role
+    last = {(c.wp, c.role): c for c in calls}
+    starts = sorted(c.start for c in calls)
+
+    def direct(done: float, started: float) -> bool:
+        return bisect.bisect_left(starts, started) == bisect.bisect_right(starts, done)
+
+    pairs: dict[str, list[tuple[float, float]]] = {
+        "review": [(last[wp, "implement"].end, first[wp, "review"].start) for wp in deps if (wp, "review") in first],
+        "dependency": [
+            (max(last[d, "review"].end for d in ds), first[wp, "implement"].start)
+            for wp, ds in deps.items()
+            if ds and (wp, "implement") in first
+        ],
+    }
+    samples = {key: [b - a for a, b in pair] for key, pair in pairs.items()}
+    for key, pair in pairs.items():
+        samples[f"{key}_direct"] = [b - a for a, b in pair if direct(a, b)]
+    return samples
+
+
+def handoffs(calls: list[Call], deps: dict[str, tuple[str, ...]], timing: Timing) -> dict[str, float]:
+    """Return the orchestrator's latencies seen from the agents (seconds).
+
+    ``review`` and ``dependency``: the medians of :func:`handoff_samples`; ``startup``: from the command
+    starting to the first agent; ``tail``: from the last agent to the command's exit.
     """
     if not calls:
         return {}
-    first = {(c.wp, c.role): c for c in reversed(calls)}  # the first call per WP and role
-    last = {(c.wp, c.role): c for c in calls}
-    review = [first[wp, "review"].start - last[wp, "implement"].end for wp in deps if (wp, "review") in first]
-    dependency = [
-        first[wp, "implement"].start - max(last[d, "review"].end for d in ds)
-        for wp, ds in deps.items()
-        if ds and (wp, "implement") in first
-    ]
+    samples = handoff_samples(calls, deps)
     return {
-        "review": statistics.median(review) if review else float("nan"),
-        "dependency": statistics.median(dependency) if dependency else float("nan"),
+        "review": statistics.median(samples["review"]) if samples["review"] else float("nan"),
+        "dependency": statistics.median(samples["dependency"]) if samples["dependency"] else float("nan"),
         "startup": calls[0].start - timing.started_at,
         "tail": timing.started_at + timing.wall - max(c.end for c in calls),
     }

@@ -1,4 +1,4 @@
-"""The benchmark suites: schedule quality, overhead, no-op rerun, scale, and spec-kitty side by side.
+"""The benchmark suites: floors, schedule quality, overhead, no-op rerun, scale, and spec-kitty side by side.
 
 Each suite takes the :class:`Settings` of the run and returns plain data (lists of dicts) for the JSON file
 and the report. Every measured run works on a fresh copy of a prepared repository, so runs never see each
@@ -25,7 +25,15 @@ from typing import Any
 from bench import dispatch, mission, orchestrator, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
 from bench.feature import GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
-from bench.measure import BenchError, Timing, critical_chain, handoffs, read_timeline, timed
+from bench.measure import (
+    BenchError,
+    Timing,
+    critical_chain,
+    handoff_samples,
+    handoffs,
+    read_timeline,
+    timed,
+)
 
 Progress = Callable[[str], None]
 
@@ -156,16 +164,19 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
                     **timing.as_json(),
                     "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
                     "handoffs": handoffs(calls, dag.deps, timing),
+                    "handoff_samples": handoff_samples(calls, dag.deps),  # raw: the suite-wide medians use these
                 }
             )
             runs.discard(repo)
     for record in results.values():
         record["wall"] = median([r["wall"] for r in record["runs"]])
         record["ratio"] = record["wall"] / record["lower_bound"]
-        record["handoffs"] = {
-            key: median([r["handoffs"][key] for r in record["runs"] if r["handoffs"]])
-            for key in ("review", "dependency", "startup", "tail")
+        record["handoffs"] = {  # hand-offs: the median of every run's samples together, not of their medians
+            key: median([x for r in record["runs"] for x in r["handoff_samples"][key]])
+            for key in ("review", "dependency")
         }
+        for key in ("startup", "tail"):
+            record["handoffs"][key] = median([r["handoffs"][key] for r in record["runs"] if r["handoffs"]])
     return list(results.values())
 
 
@@ -396,6 +407,66 @@ def _python_start(times: int = 5) -> dict[str, float]:
             subprocess.run(argv, check=True)
             sink.append(time.perf_counter() - started)
     return {"python": median(bare), "import_kittydoit_cli": median(imported)}
+
+
+# ---- floors ------------------------------------------------------------------------------------------------
+
+# The supervisor's start: its interpreter as kittydoit.process starts it (-I -S) and its imports, to its first
+# line; it prints the time, so the spawn is timed the way the agents time theirs.
+_SUPERVISOR_START = "import contextlib, ctypes, os, signal, sys, time\nprint(repr(time.time()))"
+
+
+def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
+    """Measure what the targets' latencies cannot go below on this machine: process starts and bare git.
+
+    Medians of *times* (the worktree add: half as many) of: the fake agent from spawn to its first line of
+    Python (the agents' "start" in the timeline, so every hand-off holds one); the supervisor kittydoit puts
+    under each agent, from spawn to its first line; one ``git rev-parse HEAD``; one ``git worktree add`` of a
+    new branch; starting Python and importing kittydoit's CLI. Each is in seconds, with its raw samples.
+    """
+    settings.progress("floors: process starts and bare git")
+    folder = settings.work / "floors" / "repo"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q", "-b", "main")
+    (folder / "README.md").write_text("floors\n")
+    git(folder, "add", "README.md")
+    git(folder, "commit", "-q", "-m", "start")
+    env = {**os.environ, **GIT_ENV}
+    agent, supervisor, rev_parse, worktree = [], [], [], []
+    timeline = folder.parent / "timeline.txt"
+    for _ in range(times):
+        timeline.unlink(missing_ok=True)
+        spawned = time.time()
+        subprocess.run(
+            agent_command("review"), cwd=folder, env={**env, "KITTYDOIT_BENCH_TIMELINE": str(timeline)},
+            input=b"WP01", capture_output=True, check=True,
+        )  # fmt: skip
+        agent.append(read_timeline(timeline)[0].start - spawned)
+        spawned = time.time()
+        said = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _SUPERVISOR_START], capture_output=True, text=True, check=True
+        )
+        supervisor.append(float(said.stdout) - spawned)
+        started = time.perf_counter()
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, check=True)
+        rev_parse.append(time.perf_counter() - started)
+    for number in range(max(1, times // 2)):
+        path = folder.parent / f"wt-{number}"
+        started = time.perf_counter()
+        git(folder, "worktree", "add", "-q", "-b", f"floor-{number}", str(path))
+        worktree.append(time.perf_counter() - started)
+    shutil.rmtree(folder.parent)
+    python = _python_start(times=max(3, times // 2))
+    return {
+        "agent_start": median(agent),
+        "supervisor_start": median(supervisor),
+        "git": median(rev_parse),
+        "worktree_add": median(worktree),
+        **python,
+        "samples": {"agent_start": agent, "supervisor_start": supervisor, "git": rev_parse, "worktree_add": worktree},
+    }
 
 
 # ---- scale -------------------------------------------------------------------------------------------------

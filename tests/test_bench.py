@@ -11,7 +11,7 @@ from conftest import make_repo
 
 from bench import dispatch, mission, report, schedule
 from bench.dags import IMPLEMENT_SHARE, Dag, make_dag, zero_time
-from bench.measure import Call, Timing, critical_chain
+from bench.measure import Call, Timing, critical_chain, handoff_samples
 from kittydoit.context import load_context
 from kittydoit.tasks import task_dicts
 
@@ -192,3 +192,111 @@ def test_the_3x_report_counts_unfinished_runs_and_says_where_time_went() -> None
     assert "| transition | 2 | 1.00 s | 0.50 s |" in text
     skipped = report.render({**data, "3x": {"skipped": "no index"}}, raw="3x.json")
     assert "skipped: no index" in skipped
+
+
+def test_handoff_samples_are_every_handoff_of_a_run() -> None:
+    deps = {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",)}
+    calls = [
+        Call("implement", "WP01", 100.0, 101.0),
+        Call("review", "WP01", 101.05, 102.0),
+        Call("implement", "WP02", 102.02, 103.0),
+        Call("implement", "WP03", 102.5, 103.0),  # waited for a worker: still a hand-off
+        Call("review", "WP02", 103.1, 104.0),
+        Call("review", "WP03", 103.2, 104.0),
+    ]
+    samples = handoff_samples(calls, deps)
+    assert samples["review"] == pytest.approx([0.05, 0.1, 0.2])
+    assert samples["dependency"] == pytest.approx([0.02, 0.5])
+    # direct: no other agent started in between (WP03's implement came after WP02's; WP03's review after WP02's)
+    assert samples["review_direct"] == pytest.approx([0.05, 0.1])
+    assert samples["dependency_direct"] == pytest.approx([0.02])
+
+
+def _machine() -> dict[str, object]:
+    return {"cpu_model": "cpu", "cpus": 2, "memory_gb": 1.0, "load_before": "0", "load_after": "0",
+            "system": "Linux", "python": "3", "git": "git", "doit": "0", "kittydoit_commit": "x"}  # fmt: skip
+
+
+def _issue11_data(*, review: list[list[float]], per_wp: tuple[float, float], list_first: float) -> dict:
+    """A run's data as the suites leave it: one quality case (the diamond, 1 s calls), overhead, scale, floors."""
+    dag = dag_of({wp: (1.0, 1.0) for wp in ("WP01", "WP02", "WP03", "WP04")},
+                 {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03")})  # fmt: skip
+    runs = [
+        {"wall": 6.12, "handoffs": {"startup": 0.2, "tail": 0.05, "review": 0.0, "dependency": 0.0},
+         "handoff_samples": {"review": samples, "dependency": [0.03, 0.03], "review_direct": samples[:1],
+                             "dependency_direct": [0.03]}}
+        for samples in review
+    ]  # fmt: skip
+    quality = {
+        "dag": "diamond", "wps": 4, "workers": 2, "lower_bound": 6.0, "wall": 6.12, "ratio": 6.12 / 6.0,
+        "orders": {o: 6.0 for o in schedule.ORDERS}, "defined_simulated": 6.0, "doit_simulated": {"median": 6.0},
+        "dag_json": dag.as_json(), "runs": runs,
+        "handoffs": {"review": 0.0, "dependency": 0.03, "startup": 0.2, "tail": 0.05},
+    }  # fmt: skip
+    overhead = [
+        {"wps": wps, "runs": [{}], "wall": 1.0, "cpu": 1.0, "per_wp": cost, "agent_per_wp": 0.0,
+         "kittydoit_per_wp": cost}
+        for wps, cost in zip((10, 500), per_wp, strict=True)
+    ]  # fmt: skip
+    listing = {"wall": list_first, "cpu": 0.5, "max_rss_mb": 50.0}
+    scale = {"wps": 1000, "list": [listing, listing], "list_wall": 0.5, "list_rss_mb": 50.0,
+             "run": {"wall": 100.0, "cpu": 100.0, "max_rss_mb": 80.0},
+             "noop": {"wall": 1.0, "cpu": 1.0, "max_rss_mb": 60.0}}  # fmt: skip
+    floors = {"agent_start": 0.011, "supervisor_start": 0.007, "git": 0.002, "worktree_add": 0.009,
+              "python": 0.015, "import_kittydoit_cli": 0.25,
+              "samples": {"agent_start": [0.011] * 20, "supervisor_start": [0.007] * 20, "git": [0.002] * 20,
+                          "worktree_add": [0.009] * 10}}  # fmt: skip
+    return {"quality": [quality], "overhead": overhead, "agent_cost": {"implement": 0.0, "review": 0.0},
+            "scale": scale, "floors": floors, "started": "now", "command": "python -m bench --full",
+            "mode": "full", "repeat": 1, "elapsed": 60.0, "machine": _machine(),
+            "suite_seconds": {"floors": 3.0, "quality": 20.0}}  # fmt: skip
+
+
+def _target_row(text: str, start: str) -> list[str]:
+    targets = text[text.index("## Targets") : text.index("## Floors")]
+    (line,) = [line for line in targets.splitlines() if line.startswith(f"| {start}")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_a_missed_target_shows_its_floor_and_a_met_one_does_not() -> None:
+    # review hand-offs of two runs: pooled, the median is 50 ms; the median of the runs' medians would be 25 ms
+    data = _issue11_data(review=[[0.01, 0.02, 0.05], [0.03, 0.06, 0.07]], per_wp=(0.05, 0.055), list_first=1.5)
+    text = report.render(data)
+    review = _target_row(text, "implement done → review agent started")
+    assert review[1].startswith("40 ms, median of all 6 in 2 runs")
+    assert review[1].endswith("; 20 ms over the 2 direct ones (no other agent started in between)")
+    assert review[2:] == ["missed", "20 ms (see Floors)"]  # a + e + b: 11 + 7 + 2
+    dependency = _target_row(text, "dependency done → dependant's agent started")
+    assert dependency[1].startswith("30 ms, median of all 4 in 2 runs")
+    assert dependency[2:] == ["met", ""]
+    assert _target_row(text, "launch → first agent")[2:] == ["met", ""]
+    makespan = _target_row(text, "makespan within 5 %")
+    assert makespan[1].startswith("+2.0 % on average over 1 cases")
+    assert makespan[2:] == ["met", ""]
+    per_wp = _target_row(text, "kittydoit's own cost per WP")
+    assert per_wp[1:] == ["10 WPs: 50 ms, 500 WPs: 55 ms", "met", ""]
+    assert _target_row(text, "... and flat")[1:] == ["500/10: 1.10x", "met", ""]
+    listing = _target_row(text, "`kittydoit list` of 1000 WPs")
+    assert listing[2:] == ["missed", "250 ms: starting Python and importing kittydoit's CLI (see Floors)"]
+    assert "| a | fake agent: spawn to its first line of Python (`python -S bench/fake_agent.py`) | 11 ms | 20 |" in (
+        text
+    )
+    assert "| dependency done → dependant's agent started | 27 ms | a + e + c" in text
+    assert "Time per suite: floors 0.1 min, quality 0.3 min." in text
+
+
+def test_the_makespan_floor_is_the_bound_with_every_call_made_longer_by_its_starts() -> None:
+    data = _issue11_data(review=[[0.2]], per_wp=(0.2, 0.5), list_first=0.5)
+    data["quality"][0].update(wall=7.2, ratio=1.2)
+    text = report.render(data)
+    # diamond at -n 2: three waves of implement + review; implement calls +27 ms (a + e + c), reviews +20 ms
+    # (a + e + b), plus the CLI's start (250 ms): 6 + 3 * 0.047 + 0.25 = 6.391 s, +6.5 % over the 6 s bound
+    assert _target_row(text, "makespan within 5 %")[2:] == ["missed", "+6.5 % on average: agent calls made "
+                                                            "longer by their starts (see Floors)"]  # fmt: skip
+    assert _target_row(text, "... and within 10 %")[2:] == ["missed", "+6.5 % (see Floors)"]
+    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | +6.5 % |" in text  # the quality table's floor column
+    per_wp = _target_row(text, "kittydoit's own cost per WP")
+    assert per_wp[2:] == ["missed", "23 ms: a worktree and two supervisor starts (see Floors)"]
+    flat = _target_row(text, "... and flat")
+    assert flat[1:3] == ["500/10: 2.50x", "missed"]
+    assert flat[3].startswith("none:")
