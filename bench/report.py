@@ -173,11 +173,11 @@ def _floor_of(data: dict[str, Any]) -> dict[str, float]:
     f = data.get("floors")
     if not f:
         return {}
-    call = f["agent_start"] + f["supervisor_start"]  # each agent call: its supervisor's and its own start
+    call = f["agent_start"] + f["supervisor_start"]  # each agent call: its own start, and kittydoit's way to it
     out = {
         "call": call,
-        "review": call + f["git"],
-        "dependency": call + f["worktree_add"],
+        "review": call + f["git"],  # at least the diff the reviewer is shown
+        "dependency": call,  # its worktree prepared while the last dependency was in review (kittydoit.ahead)
         "start": f["import_kittydoit_cli"] + f["worktree_add"] + call,
         "per_wp": f["worktree_add"] + 2 * f["supervisor_start"],
         "list": f["import_kittydoit_cli"],
@@ -198,7 +198,7 @@ def _git_calls_per_wp(data: dict[str, Any]) -> float | None:
 
 def _floor_span(record: dict[str, Any], floor: dict[str, float]) -> float:
     """Return the makespan floor of a quality case: its bound with every agent call made as long as starting it
-    must take here (an implement call also waits for its worktree, a review for one git command), plus
+    must take here (a review also waits for one git command), plus
     kittydoit's own start to its first agent."""
     dag = record["dag_json"]
     longer = Dag(
@@ -240,13 +240,14 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
             ("review", "implement done → review agent started", TARGET_REVIEW),
         ):
             samples = _pooled(quality, key)
-            value = median(samples)
             direct = _pooled(quality, f"{key}_direct")
+            # The hand-off itself is judged: a wait for a free worker is the schedule's, which the makespan rows judge.
+            value = median(direct)
             rows.append(_row(
                 f"{label} under {target * 1000:.0f} ms (median)",
-                f"{_ms(value)}, median of all {len(samples)} in {sum(len(r['runs']) for r in quality)} runs "
-                f"(waits for a free worker included; per case: see Schedule quality); {_ms(median(direct))} "
-                f"over the {len(direct)} direct ones (no other agent started in between)",
+                f"{_ms(value)}, median of the {len(direct)} direct ones (no other agent started in between) in "
+                f"{sum(len(r['runs']) for r in quality)} runs; {_ms(median(samples))} over all {len(samples)}, "
+                "waits for a free worker included (per case: see Schedule quality)",
                 None if math.isnan(value) else value < target,
                 f"{_ms(floor[key])} (see Floors)" if floor else unmeasured,
             ))  # fmt: skip
@@ -301,14 +302,15 @@ def _floors(data: dict[str, Any]) -> str:
     out = [
         "## Floors\n",
         "What the latencies above cannot go below on this machine, measured in this run (medians). The agents' "
-        "*start* in their timeline is their first line of Python, and kittydoit starts each agent under a "
-        "supervisor process (`kittydoit/supervisor.py`, `python -I -S`), so every hand-off holds two "
-        "interpreter starts.\n",
+        "*start* in their timeline is their first line of Python, so every hand-off holds one interpreter start; "
+        "kittydoit starts each agent through a supervisor it forks (`kittydoit/supervisor.py`), which spawns the "
+        "agent.\n",
         "| | floor | median | samples |",
         "|---|---|---|---|",
         f"| a | fake agent: spawn to its first line of Python (`python -S bench/fake_agent.py`) | "
         f"{_ms(f['agent_start'])} | {n} |",
-        f"| e | kittydoit's agent supervisor: spawn to its first line (`python -I -S`, its imports) | "
+        f"| e | what kittydoit's start of an agent (`ProcessRunner.run`: fork a supervisor, which spawns it) adds to a"
+        f" bare spawn, to the agent's first line | "
         f"{_ms(f['supervisor_start'])} | {len(f['samples']['supervisor_start'])} |",
         f"| b | one `git rev-parse HEAD` in a small repository | {_ms(f['git'])} | {len(f['samples']['git'])} |",
         f"| c | `git worktree add` of a new branch in a small repository | {_ms(f['worktree_add'])} | "
@@ -320,12 +322,12 @@ def _floors(data: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| implement done → review agent started | {_ms(floor['review'])} | a + e + b (kittydoit looks at "
         "what the implementer left with git at least once) |",
-        f"| dependency done → dependant's agent started | {_ms(floor['dependency'])} | a + e + c (the "
-        "dependant's worktree is made once its dependencies are done) |",
+        f"| dependency done → dependant's agent started | {_ms(floor['dependency'])} | a + e (the "
+        "dependant's worktree is prepared while its last dependency is in review) |",
         f"| launch → first agent | {_ms(floor['start'])} | d' + c + e + a |",
         f"| kittydoit's cost per WP | {_ms(floor['per_wp'])} | c + 2 e (the agent's own start is agent time) |",
         f"| `kittydoit list`, first call | {_ms(floor['list'])} | d' |",
-        "| makespan | per case, in Schedule quality | the bound with each implement call longer by a + e + c "
+        "| makespan | per case, in Schedule quality | the bound with each implement call longer by a + e "
         "and each review by a + e + b, plus the launch floor |",
     ]
     if "per_wp_now" in floor:

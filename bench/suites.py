@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kittydoit.process import ProcessRunner
+
 from bench import dispatch, mission, orchestrator, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
 from bench.feature import GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
@@ -411,18 +413,14 @@ def _python_start(times: int = 5) -> dict[str, float]:
 
 # ---- floors ------------------------------------------------------------------------------------------------
 
-# The supervisor's start: its interpreter as kittydoit.process starts it (-I -S) and its imports, to its first
-# line; it prints the time, so the spawn is timed the way the agents time theirs.
-_SUPERVISOR_START = "import contextlib, ctypes, os, signal, sys, time\nprint(repr(time.time()))"
-
-
 def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
     """Measure what the targets' latencies cannot go below on this machine: process starts and bare git.
 
     Medians of *times* (the worktree add: half as many) of: the fake agent from spawn to its first line of
-    Python (the agents' "start" in the timeline, so every hand-off holds one); the supervisor kittydoit puts
-    under each agent, from spawn to its first line; one ``git rev-parse HEAD``; one ``git worktree add`` of a
-    new branch; starting Python and importing kittydoit's CLI. Each is in seconds, with its raw samples.
+    Python (the agents' "start" in the timeline, so every hand-off holds one); what kittydoit's way of starting
+    an agent (``ProcessRunner.run``: a forked supervisor, which spawns the agent) adds to that; one ``git
+    rev-parse HEAD``; one ``git worktree add`` of a new branch; starting Python and importing kittydoit's CLI.
+    Each is in seconds, with its raw samples.
     """
     settings.progress("floors: process starts and bare git")
     folder = settings.work / "floors" / "repo"
@@ -434,8 +432,10 @@ def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
     git(folder, "add", "README.md")
     git(folder, "commit", "-q", "-m", "start")
     env = {**os.environ, **GIT_ENV}
-    agent, supervisor, rev_parse, worktree = [], [], [], []
+    agent, supervised, rev_parse, worktree = [], [], [], []
     timeline = folder.parent / "timeline.txt"
+    prompt = folder.parent / "prompt.md"
+    runner = ProcessRunner()
     for _ in range(times):
         timeline.unlink(missing_ok=True)
         spawned = time.time()
@@ -444,11 +444,12 @@ def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
             input=b"WP01", capture_output=True, check=True,
         )  # fmt: skip
         agent.append(read_timeline(timeline)[0].start - spawned)
+        timeline.unlink()
+        prompt.write_text("WP01")
         spawned = time.time()
-        said = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _SUPERVISOR_START], capture_output=True, text=True, check=True
-        )
-        supervisor.append(float(said.stdout) - spawned)
+        runner.run(agent_command("review"), cwd=folder, log_path=folder.parent / "agent.log", stdin_path=prompt,
+                   env={**env, "KITTYDOIT_BENCH_TIMELINE": str(timeline)})  # fmt: skip
+        supervised.append(read_timeline(timeline)[0].start - spawned)
         started = time.perf_counter()
         subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, check=True)
         rev_parse.append(time.perf_counter() - started)
@@ -461,11 +462,11 @@ def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
     python = _python_start(times=max(3, times // 2))
     return {
         "agent_start": median(agent),
-        "supervisor_start": median(supervisor),
+        "supervisor_start": max(0.0, median(supervised) - median(agent)),
         "git": median(rev_parse),
         "worktree_add": median(worktree),
         **python,
-        "samples": {"agent_start": agent, "supervisor_start": supervisor, "git": rev_parse, "worktree_add": worktree},
+        "samples": {"agent_start": agent, "supervisor_start": supervised, "git": rev_parse, "worktree_add": worktree},
     }
 
 
