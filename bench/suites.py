@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kittydoit.process import ProcessRunner
-
 from bench import dispatch, mission, orchestrator, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
 from bench.feature import GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
@@ -36,6 +34,7 @@ from bench.measure import (
     read_timeline,
     timed,
 )
+from kittydoit.process import ProcessRunner
 
 Progress = Callable[[str], None]
 
