@@ -230,28 +230,37 @@ def test_batch_update_edits_exactly_as_one_set_after_another(path: Path) -> None
     assert {k: batch.get(k) for k in fields} == fields
 
 
-def test_lane_edits_that_keep_the_parse_read_and_write_as_a_fresh_parse_does() -> None:
-    """An edit of one-line keys updates the parsed frontmatter in place instead of re-parsing (a lane move's cost):
-    on every corpus WP file, six rounds of edits give the text, data, types and key lines a fresh parse gives."""
-    files = CORPUS_WPS
+def test_lane_edits_without_a_reparse_write_and_read_as_ruamel_does() -> None:
+    """Two shortcuts spare a lane move ruamel's parse: a frontmatter read by fastyaml has one-line keys replaced
+    line by line, and a parsed one keeps its parse with the edited key's value read off its new line. On every
+    corpus WP file, eight rounds of random edits give the text a document edited through ruamel gives, and the
+    values, types and key lines a fresh parse gives."""
     rnd = random.Random(7)  # noqa: S311  # a fixed sample of edits, not a secret
-    values = ["doing", "for_review", "done", "claude", "12345", "yes", "a: b", "it's", "", "x#y", '"q"', "0", "1.5"]
-    keys = ["lane", "agent", "shell_pid", "review_status", "reviewed_by", "assignee"]
-    kept = 0
+    values = ["doing", "for_review", "done", "claude", "12345", "yes", "a: b", "it's", "", "x#y", '"q"', "0", "1.5",
+              "-", "a\\b", "é", "2025-01-01", "null"]  # fmt: skip
+    keys = ["lane", "agent", "shell_pid", "review_status", "reviewed_by", "assignee", "title"]
+    by_lines = kept = 0
 
     def typed(data: Any) -> dict[str, tuple[str, Any]]:
         return {k: (type(v).__name__, plain(v)) for k, v in data.items()}
 
-    for path in files:
+    for path in CORPUS_WPS:
         try:
-            doc = WPDocument.read(path)
+            doc, through_ruamel = WPDocument.read(path), WPDocument.read(path)
         except FeatureError:
             continue
-        for _ in range(6):
-            doc.update({k: rnd.choice(values) for k in rnd.sample(keys, rnd.randint(1, 3))})
-            kept += doc._data is not None
+        assert through_ruamel.data is not None  # parsed by ruamel before any edit
+        for _ in range(8):
+            fields = {k: rnd.choice(values) for k in rnd.sample(keys, rnd.randint(1, 3))}
+            unparsed = doc._data is None
+            doc.update(fields)
+            through_ruamel.update(fields)
+            by_lines += unparsed and doc._data is None
+            kept += through_ruamel._data is not None
+            assert doc.text() == through_ruamel.text(), path
             fresh = WPDocument(path, doc.text())
-            assert typed(doc.data) == typed(fresh.data), path
-            assert doc.get_all() == fresh.get_all(), path
-            assert [doc.data.lc.key(k)[0] for k in doc.data] == [fresh.data.lc.key(k)[0] for k in fresh.data], path
-    assert kept > 100  # the shortcut is taken, not only the re-parse
+            assert doc.get_all() == fresh.get_all() == through_ruamel.get_all(), path
+            assert typed(through_ruamel.data) == typed(fresh.data), path
+            lines = [through_ruamel.data.lc.key(k)[0] for k in through_ruamel.data]
+            assert lines == [fresh.data.lc.key(k)[0] for k in fresh.data], path
+    assert by_lines > 100 and kept > 100  # both shortcuts are taken, not only the re-parse
