@@ -137,7 +137,7 @@ def _supervise(agent: int, grace: float, drain: float, *, kill_now: bool) -> int
         if code is not None and stage == "running":
             stage, deadline = "draining", time.monotonic() + drain
         if stage != "running":
-            left = _descendants()
+            left = _descendants() if _has_children() else set()
             if not left and code is not None:
                 return code
             if stage == "killing":
@@ -171,6 +171,16 @@ def _reap(agent: int, code: int | None) -> int | None:
             return code
         if pid == agent:
             code = os.waitstatus_to_exitcode(status)
+
+
+def _has_children() -> bool:
+    """Tell whether any process is still below this one: as a subreaper, every live descendant has a live or
+    unreaped ancestor among its children (the usual case after an agent exits takes no look through /proc)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _descendants() -> set[int]:
