@@ -119,13 +119,25 @@ class Git:
     # ---- queries ----------------------------------------------------------------------------------------
 
     def is_repository(self) -> bool:
+        if _git_dirs(self.root) is not None:  # the root holds its own .git: no git process needed to say so
+            return True
         return self.run("rev-parse", "--git-dir", check=False).returncode == 0
+
+    def common_path(self, name: str) -> Path | None:
+        """Return where git keeps *name* of the repository's common directory (``info/exclude``), or None."""
+        dirs = _git_dirs(self.root)
+        if dirs is not None:
+            return dirs[1] / name
+        result = self.run("rev-parse", "--git-path", name, check=False)
+        return Path(self.root, result.stdout.strip()) if result.returncode == 0 else None
 
     def current_branch(self, cwd: Path | None = None) -> str | None:
         result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)
         return result.stdout.strip() or None
 
     def branch_exists(self, branch: str) -> bool:
+        if self.tips([branch], quick=True):  # a loose ref: there
+            return True
         return self.run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 
     def rev(self, ref: str, cwd: Path | None = None) -> str:

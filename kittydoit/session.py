@@ -29,7 +29,6 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -239,10 +238,9 @@ def lock_holder(text: str) -> int | None:
 
 def _exclude_runtime_files(ctx: Context) -> None:
     """Add kittydoit's runtime folders to .git/info/exclude, once."""
-    result = ctx.git.run("rev-parse", "--git-path", "info/exclude", check=False)
-    if result.returncode != 0:
+    path = ctx.git.common_path("info/exclude")
+    if path is None:
         return
-    path = Path(ctx.paths.root, result.stdout.strip())
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     missing = [line for line in _EXCLUDES if line not in text.splitlines()]
     if missing:
