@@ -7,6 +7,8 @@ name (``kittydoit -n 4 run``), which plain doit does not allow.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shlex
@@ -437,20 +439,32 @@ class KittyDoitMain(DoitMain):  # type: ignore[misc]
 
     def run(self, all_args: Sequence[str]) -> int:
         args = list(all_args)
-        if not args or args[0] in ("--help", "-h"):
-            if args:
-                print(OVERVIEW)
-            return _code(super().run(args))
+        if not args:
+            return _code(super().run(args))  # doit's default command: run
+        if args[0] in ("--help", "-h"):
+            return self._help(args, OVERVIEW + "\n")
         commands = self.get_cmds()
         args = _command_first(args, set(commands))
         if args[0] in commands and any(a in ("--help", "-h") for a in args[1:]):
-            return _code(super().run(["help", args[0]]))
+            return self._help(["help", args[0]])
+        if args[0] == "help":
+            return self._help(args)
         command = commands.get_plugin(args[0]) if args[0] in commands else commands.get_plugin("run")
         self.task_loader.for_run = bool(getattr(command, "execute_tasks", True))
         code = _code(super().run(args))
         reporter = self.task_loader.reporter
         if code in (EXIT_WP_FAILED, EXIT_ERROR) and reporter is not None and reporter.ran:
             return int(reporter.exit_code())  # doit says 2 for a WP blocked by a failed one: that is a failed WP
+        return code
+
+
+    def _help(self, args: list[str], before: str = "") -> int:
+        """Run doit's help for *args*, its text written at once (a reader that goes away is not a traceback)."""
+        text = io.StringIO(before)
+        text.seek(len(before))
+        with contextlib.redirect_stdout(text):
+            code = _code(super().run(args))
+        _emit(text.getvalue(), end="")
         return code
 
 
@@ -480,10 +494,10 @@ def _warn(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def _emit(text: str) -> None:
+def _emit(text: str, end: str = "\n") -> None:
     """Print *text*; a reader that went away (``kittydoit status | head``) is not an error."""
     try:
-        print(text, flush=True)
+        print(text, end=end, flush=True)
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
