@@ -72,7 +72,8 @@ def _header(data: dict[str, Any], raw: str) -> str:
         f"{m['load_before']} before and {m['load_after']} after. {m['system']}; Python {m['python']}; "
         f"{m['git']}; doit {m['doit']}; kittydoit {m['kittydoit_commit']}.\n\n"
         "Agents are `bench/fake_agent.py`: each call sleeps the time drawn for that WP and phase, an implementer "
-        "writes and commits one file, a reviewer approves. Times are wall-clock seconds unless marked. "
+        "writes and commits one file, a reviewer approves. kittydoit runs from compiled bytecode, as an installed "
+        "copy does. Times are wall-clock seconds unless marked. "
         f"Raw data: [{raw}]({raw}).\n"
         + _where_time_went(data)
     )
