@@ -10,9 +10,6 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from kittydoit import detect
 from kittydoit.agents import BUILTIN
 from kittydoit.config import CONFIG_PATH, canonical_id
@@ -167,6 +164,9 @@ def _spec_kitty_hints(root: Path) -> tuple[set[str], dict[str, str]]:
     path = root / ".kittify" / "config.yaml"
     if not path.is_file():
         return set(), {}
+    from ruamel.yaml import YAML  # noqa: PLC0415  # only when there is a config.yaml to read
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     try:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, YAMLError) as error:

@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from kittydoit import detect
-from kittydoit.config import CONFIG_PATH, Config, load_config, parse_config
+from kittydoit.config import CONFIG_PATH, Config, load_config, parse_config, read_yaml
 from kittydoit.errors import ConfigError, UserError
 from kittydoit.scaffold import default_agents_yaml, install_help
 
@@ -49,7 +47,7 @@ def resolve(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         return Settings(NO_AGENTS, "defaults", problem=error)
     except UserError:  # no agent on PATH, none listed
         return Settings(NO_AGENTS, "defaults", problem=_none_installed([]))
-    config = parse_config(YAML(typ="safe").load(text))
+    config = parse_config(read_yaml(text))
     on_path = [a.id for a in config.agents.values() if detect.find(a.spec, env=env, version=False)]
     listed = [agent_id for agent_id in config.agents if agent_id not in on_path]
     if not on_path:

@@ -14,15 +14,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+from typing import TYPE_CHECKING, Any
 
 from kittydoit import fastyaml
 from kittydoit.errors import FeatureError
+
+if TYPE_CHECKING:  # ruamel.yaml is imported when a file is parsed for an edit, not when one is only read
+    from ruamel.yaml.comments import CommentedMap
 
 # spec-kitty's key order; a key kittydoit adds goes after the nearest key that precedes it here.
 CANONICAL_ORDER = (
@@ -303,6 +301,10 @@ class WPDocument:
     # ---- internals --------------------------------------------------------------------------------------
 
     def _parse(self) -> CommentedMap:
+        from ruamel.yaml import YAML  # noqa: PLC0415  # see the imports
+        from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415
+        from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
         yaml = YAML(typ="rt")
         yaml.preserve_quotes = True
         try:
@@ -339,6 +341,7 @@ class WPDocument:
         return text[len(text[:column].rstrip()) :]
 
     def _style(self, key: str) -> str:
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString  # noqa: PLC0415
         value = self.data.get(key) if key in self.data else self.data.get("lane")
         if isinstance(value, DoubleQuotedScalarString):
             return '"'
@@ -367,6 +370,9 @@ class WPDocument:
 
 def _parse_line(line: str) -> CommentedMap:
     """Return the round-trip parse of one ``key: value`` line, as the whole frontmatter's parse would hold it."""
+    from ruamel.yaml import YAML  # noqa: PLC0415  # see the imports
+    from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     data = yaml.load(line)
@@ -408,6 +414,12 @@ def _render(value: str, style: str) -> str:
 def _plain_ok(value: str) -> bool:
     if not value or value != value.strip() or "\n" in value or value[0] in "&*!|>'\"%@`#-?:,[]{}":
         return False
+    fast = fastyaml.load(f"k: {value}\n")  # as ruamel reads it, when it surely can say
+    if fast is not None:
+        return fast == {"k": value}
+    from ruamel.yaml import YAML  # noqa: PLC0415  # see the imports
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     try:
         return bool(YAML(typ="safe").load(f"k: {value}") == {"k": value})
     except YAMLError:
