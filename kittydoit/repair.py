@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from kittydoit.session import running_pid
 from kittydoit.state import read_json, write_atomic
 
 _OURS = "kittydoit: merge "  # how kittydoit's merge messages start (see kittydoit.git.Git.merge)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a worktree basename git keeps as it is for its admin folder's name
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,27 @@ def _where(ctx: Context, wp_id: str) -> _Where:
         text = (worktree / ".git").read_text(encoding="utf-8").strip()
         admin = Path(text.split("gitdir:", 1)[1].strip())
     if admin is None:
-        target = str(worktree / ".git")
-        for gitdir in sorted((common / "worktrees").glob("*/gitdir")):
-            with contextlib.suppress(OSError):
-                if gitdir.read_text(encoding="utf-8").strip() == target:
-                    admin = gitdir.parent
+        admin = _registered(common / "worktrees", worktree)
     if admin is not None and not admin.is_absolute():
         admin = (worktree / admin).resolve()
     return _Where(worktree, ctx.paths.branch(wp_id), common, admin if admin and admin.exists() else None)
+
+
+def _registered(admins: Path, worktree: Path) -> Path | None:
+    """Return the folder under ``.git/worktrees/`` whose ``gitdir`` names *worktree*, if there is one.
+
+    git names that folder after the worktree's basename (a number added on a clash), so only folders so named
+    are read: reading every worktree's ``gitdir`` cost each WP's step time in proportion to the number of WPs.
+    A basename git may rewrite for the folder's name (not a plain ``[A-Za-z0-9_-]`` name) is looked for in all.
+    """
+    name, target, found = worktree.name, str(worktree / ".git"), None
+    every = _PLAIN_NAME.fullmatch(name) is None
+    with contextlib.suppress(OSError):  # no .git/worktrees/: no worktree was ever added
+        for folder in sorted(entry for entry in os.listdir(admins) if every or entry.startswith(name)):
+            with contextlib.suppress(OSError):
+                if (admins / folder / "gitdir").read_text(encoding="utf-8").strip() == target:
+                    found = admins / folder
+    return found
 
 
 def _common_dir(ctx: Context) -> Path:

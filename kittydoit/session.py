@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 # Runtime files kittydoit writes inside the repository; kept out of `git status` through .git/info/exclude.
 _EXCLUDES = ("/.worktrees/", "/.kittify/logs/", "/.kittify/kittydoit/", "/.kittify/reports/",
              "/.kittify/orchestration-state.json*")  # fmt: skip
-_FLUSH_EVERY = 0.5  # seconds between writes of orchestration-state.json during a run
+_FLUSH_EVERY = 0.5  # seconds between writes of orchestration-state.json during a run, at least
+# ... and at most this share of the run's time: the file holds every WP, so each write costs more the more WPs
+# there are (10 ms at 500); at a fixed pace, writing it would cost each WP in proportion to the number of WPs.
+_FLUSH_SHARE = 0.01
 _AGAIN = signal.SIGUSR2  # sent to the main thread only, to raise a KeyboardInterrupt that was lost
 
 
@@ -68,6 +71,7 @@ class Session:
         self._previous: dict[int, Any] = {}
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
+        self._flush_every = _FLUSH_EVERY
         self.speckitty_note: str | None = None
 
     def start(self, wps: Mapping[str, str]) -> None:
@@ -114,19 +118,22 @@ class Session:
             raise SpecKittyMissing(self.ctx.config.path, "; ".join(problems))
 
     def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
-        """Record WP news in the state file: at most every half second (the last news at the end of the run).
-        The per-WP records that ``kittydoit status`` also reads are always current."""
+        """Record WP news in the state file: at most every half second, less often when writing it takes over
+        1 % of that (the last news at the end of the run). The per-WP records that ``kittydoit status`` also
+        reads are always current."""
         self._pending[wp_id] = (status, reason)
         if self.ctx.speckitty is not None:
             self.ctx.speckitty.compare()  # the plain command's contract-version, once it has answered
-        if time.monotonic() - self._flushed >= _FLUSH_EVERY:
+        if time.monotonic() - self._flushed >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
         """Write pending WP news to the state file."""
         pending, self._pending = self._pending, {}
         if pending:
+            started = time.monotonic()
             self.state.wps(pending)  # one write for all: a no-op rerun of 500 WPs has 500 pieces of news
+            self._flush_every = max(_FLUSH_EVERY, (time.monotonic() - started) / _FLUSH_SHARE)
         self._flushed = time.monotonic()
 
     def close(self, status: str) -> None:

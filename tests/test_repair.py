@@ -62,3 +62,24 @@ def test_nothing_is_touched_unless_this_run_holds_the_feature(ready: tuple[Repo,
     assert "cannot prove the run that left it is gone" in str(failure.value)
     assert f"(rm .git/worktrees/{FEATURE}-WP01/index.lock)" in str(failure.value)
     assert lock.exists()
+
+
+def test_a_half_made_worktree_is_found_under_the_name_git_gave_it_on_a_clash(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    ctx = load_context(repo.root, None, cache=False)
+    name = f"{FEATURE}-WP01"
+    # Another worktree with the same basename takes .git/worktrees/<name>; git then names WP01's <name>1.
+    subprocess.run(["git", "worktree", "add", "-q", "-b", "other", str(tmp_path / name), "main"], cwd=repo.root,
+                   check=True)  # fmt: skip
+    worktree = ctx.paths.worktree("WP01")
+    ctx.git.prepare_worktree(worktree, ctx.paths.branch("WP01"), "main")
+    admins = repo.root / ".git" / "worktrees"
+    assert (admins / f"{name}1" / "gitdir").read_text().strip() == str(worktree / ".git")
+    (admins / f"{name}1" / "locked").write_text("initializing")  # `git worktree add` cut off before it wrote .git
+    (worktree / ".git").unlink()
+    with acquire_run_lock(ctx.paths):
+        done = repair.repair(ctx, "WP01")
+    assert done == [f"repaired: removed the half-made worktree .worktrees/{name} (a `git worktree add` cut off by a "
+                    "killed run)"]  # fmt: skip
+    assert not worktree.exists() and not (admins / f"{name}1").exists()
+    assert (admins / name / "gitdir").exists() and (tmp_path / name / ".git").exists()  # the other one is untouched

@@ -1,0 +1,48 @@
+"""The run session: how often WP news reaches the state file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from conftest import make_repo
+
+from kittydoit.context import load_context
+from kittydoit.session import Session
+from kittydoit.state import RunState
+
+
+class _SlowState(RunState):
+    """The real run state, on a disk where writing the state file takes *seconds*."""
+
+    seconds = 0.02
+    writes: list[set[str]]
+
+    def wps(self, news: Mapping[str, tuple[str | None, str | None]]) -> None:
+        time.sleep(self.seconds)
+        self.writes.append(set(news))
+        super().wps(news)
+
+
+def test_the_state_file_is_written_less_often_when_writing_it_is_slow(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": []})
+    ctx = load_context(repo.root, None, cache=False)
+    session = Session(ctx)
+    state = _SlowState(ctx.paths.root, ctx.paths.feature, ctx.paths.state, ctx.clock)
+    state.writes = []
+    state.start(wps={"WP01": "one", "WP02": "two"}, pid=1, argv=[])
+    session.state = state
+    session.wp("WP01", "running")  # the first news is written at once ...
+    time.sleep(0.6)  # ... and the next not within 0.02 / 1 % = 2 s of it, although half a second has passed
+    session.wp("WP02", "running")
+    assert state.writes == [{"WP01"}]
+    session.flush()  # at the end of the run, whatever is pending is written
+    assert state.writes == [{"WP01"}, {"WP02"}]
+    state.seconds = 0.0  # writing is quick again: after one quick write, back to every half second
+    session.wp("WP01", "done")
+    session.flush()
+    session.wp("WP02", "done")
+    time.sleep(0.55)
+    session.wp("WP01", "done")
+    assert state.writes[2:] == [{"WP01"}, {"WP01", "WP02"}]
