@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,10 @@ def test_nothing_is_touched_while_git_works_in_the_worktree(
     fake_git.parent.mkdir()
     fake_git.symlink_to(shutil.which("sleep") or "/bin/sleep")
     busy = subprocess.Popen([str(fake_git), "30"], cwd=ctx.paths.worktree("WP01"))
+    comm = Path(f"/proc/{busy.pid}/comm")
+    end = time.monotonic() + 10
+    while not comm.read_text().startswith("git") and time.monotonic() < end:  # the kernel names it once exec is done
+        time.sleep(0.01)
     try:
         with acquire_run_lock(ctx.paths), pytest.raises(GitError) as failure:
             repair.repair(ctx, "WP01")
