@@ -31,6 +31,8 @@ _IDENTITY = {
 _CONFIG = (
     "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "commit.gpgsign=false", "-c", "core.quotepath=false",
 )  # fmt: skip
+# The hooks `git merge` runs for a merge commit; with any of them, merges are made in the worktree.
+_MERGE_HOOKS = ("pre-merge-commit", "prepare-commit-msg", "commit-msg", "post-merge")
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
@@ -57,6 +59,7 @@ class Git:
         self.root = root
         self.lock_path = lock_path
         self._env: dict[str, str] | None = None
+        self._plain: bool | None = None  # see _plain_merges
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -205,6 +208,51 @@ class Git:
                 self.run("worktree", "prune")
                 self.run(*add)
             return new
+
+    def premerge(self, start: str, branches: Sequence[str], into: str) -> tuple[str, int]:
+        """Return the commit a new worktree of *into* holds once *branches* are merged one by one into *start*, made
+        without a worktree, and how many of *branches* that takes in.
+
+        Each merge is what ``git merge`` makes (a fast-forward where it can be one, else a merge commit with the
+        same parents, tree and message), but from ``git merge-base``, ``git merge-tree`` and ``git commit-tree``:
+        no files are written until the worktree is checked out, once, at the end. (Merged in the worktree, each
+        merge wrote files and re-read every file the checkout had just written.) It stops before a branch whose
+        merge conflicts or has no common history, which the worktree merge then reports as before; and it takes
+        none where git settings or hooks could make ``git merge`` do otherwise (``merge.*``,
+        ``branch.<name>.mergeoptions``, ``core.hooksPath``, a hook ``git merge`` runs).
+        """
+        head = self.tips([start], quick=True).get(start) or self.rev(start)
+        if not self._plain_merges():
+            return head, 0
+        tips = self.tips(branches)
+        for count, branch in enumerate(branches):
+            tip = tips.get(branch)
+            if tip is None:
+                continue  # no such branch: a dependency done before kittydoit (git.merge says so too)
+            common = self.run("merge-base", head, tip, check=False).stdout.strip()
+            if common == tip:
+                continue  # in already
+            if common == head:
+                head = tip  # a fast-forward
+                continue
+            merged = self.run("merge-tree", "--write-tree", "--no-messages", head, tip, check=False)
+            if not common or merged.returncode != 0:
+                return head, count
+            message = f"kittydoit: merge {branch} into {into}"
+            head = self.run(
+                "commit-tree", merged.stdout.split()[0], "-p", head, "-p", tip, "-m", message
+            ).stdout.strip()
+        return head, len(branches)
+
+    def _plain_merges(self) -> bool:
+        """Tell whether ``git merge`` here does what :meth:`premerge` does (asked once per process)."""
+        if self._plain is None:
+            found = self.run("config", "--get-regexp", r"^(merge\..*|branch\..*\.mergeoptions|core\.hookspath)$",
+                             check=False)  # fmt: skip
+            dirs = _git_dirs(self.root)
+            hooks = dirs is not None and any((dirs[1] / "hooks" / h).exists() for h in _MERGE_HOOKS)
+            self._plain = dirs is not None and not found.stdout.strip() and not hooks
+        return self._plain
 
     def merge(self, worktree: Path, branch: str, into: str) -> bool:
         """Merge *branch* into the worktree's branch *into*; False when there is no branch *branch*.

@@ -233,13 +233,18 @@ def _prepare_now(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, s
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
     for line in repair.repair(ctx, wp.id):
         _note(log_path, line)
-    fresh = git.prepare_worktree(worktree, branch, ctx.target_branch)
+    start, premerged = ctx.target_branch, 0
+    if wp.dependencies and not worktree.exists() and not git.branch_exists(branch):
+        # A new WP: its dependencies are merged before its worktree is checked out (see Git.premerge).
+        start, premerged = git.premerge(start, [paths.branch(dep) for dep in wp.dependencies], branch)
+    fresh = git.prepare_worktree(worktree, branch, start)
     if not fresh and git.commit_all(worktree, f"{wp.id}: work left uncommitted by an interrupted attempt"):
         _note(log_path, "committed work an interrupted attempt left uncommitted")
     merged = []
-    if wp.dependencies:  # a merge cut off by a kill is undone back to here (see kittydoit.repair)
+    rest = wp.dependencies[premerged:]
+    if rest:  # a merge cut off by a kill is undone back to here (see kittydoit.repair)
         repair.merge_started(ctx, wp.id, git.head(worktree))
-    for dep in wp.dependencies:
+    for dep in rest:
         dep_branch = paths.branch(dep)
         if git.merge(worktree, dep_branch, branch):  # no branch: a dependency done before kittydoit
             merged.append(dep_branch)

@@ -106,6 +106,9 @@ def test_kill_9_during_a_dependency_merge_is_repaired_by_the_next_run(diamond: R
         git(diamond.root, "commit", "-q", "-m", "a gated filter")
         smudge = f"sh -c 'while [ ! -e {gate} ]; do sleep 0.02; done; cat'"
         git(diamond.root, "config", "filter.gate.smudge", smudge)
+        # A merge setting (git's default value here) has kittydoit merge in the worktree, not before its checkout
+        # (see Git.premerge): the instant this case is about.
+        git(diamond.root, "config", "merge.conflictStyle", "merge")
         diamond.plan({"WP02": {"implement": [{"write": {"WP02.txt": "two\n", "WP02.slow": "gated\n"}}]}})
         left = "index.lock"
     run = diamond.popen("-n", "2", "run", start_new_session=True)

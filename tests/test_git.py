@@ -53,3 +53,55 @@ def test_a_lock_left_in_the_users_checkout_is_named_with_the_command_that_remove
     assert "failed: .git/index.lock exists" in str(failure.value)
     assert "remove it (rm .git/index.lock)" in str(failure.value)
     assert (repo.root / ".git" / "index.lock").exists()  # the user's checkout is theirs to repair
+
+
+def _branch_with(repo_root: Path, tool: Git, name: str, start: str, files: dict[str, str]) -> None:
+    worktree = repo_root / ".worktrees" / name
+    tool.prepare_worktree(worktree, name, start)
+    for file, text in files.items():
+        (worktree / file).write_text(text)
+    assert tool.commit_all(worktree, f"{name} work")
+
+
+def _history(cwd: Path, ref: str) -> list[tuple[int, str, str]]:
+    """Return (number of parents, subject, tree) of each commit from *ref* back, first parents only."""
+    lines = git(cwd, "log", "--first-parent", "--format=%P|%s|%T", ref).splitlines()
+    return [(len(p.split()), s, t) for p, s, t in (line.split("|") for line in lines)]
+
+
+def test_merges_made_before_the_checkout_are_the_ones_git_merge_makes_in_the_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    _branch_with(repo.root, tool, "one", "main", {"one.txt": "1\n"})
+    _branch_with(repo.root, tool, "two", "one", {"two.txt": "2\n"})  # contains one: merging it after one fast-forwards
+    _branch_with(repo.root, tool, "three", "main", {"three.txt": "3\n"})  # diverges: a real merge
+    deps = ["one", "two", "three", "no-such-branch"]
+    old = repo.root / ".worktrees" / "old"
+    assert tool.prepare_worktree(old, "old", "main")
+    for dep in deps:
+        tool.merge(old, dep, "wp")
+    head, taken = tool.premerge("main", deps, "wp")
+    assert taken == len(deps)
+    assert _history(repo.root, head) == _history(repo.root, tool.rev("HEAD", cwd=old))  # parents, message, tree
+    assert git(repo.root, "log", "-1", "--format=%B", head) == "kittydoit: merge three into wp\n\n"
+
+
+def test_a_conflict_stops_the_merges_before_the_checkout_where_the_worktree_merge_reports_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    _branch_with(repo.root, tool, "one", "main", {"same.txt": "one\n"})
+    _branch_with(repo.root, tool, "two", "main", {"same.txt": "two\n"})
+    head, taken = tool.premerge("main", ["one", "two"], "wp")
+    assert (head, taken) == (tool.rev("one"), 1)
+    worktree = repo.root / ".worktrees" / "wp"
+    assert tool.prepare_worktree(worktree, "wp", head)
+    with pytest.raises(GitError, match=r"merging branch two into wp conflicts \(same.txt\)"):
+        tool.merge(worktree, "two", "wp")
+
+
+def test_no_merge_is_made_before_the_checkout_where_git_settings_could_merge_otherwise(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    git(repo.root, "config", "merge.ff", "false")
+    tool = Git(repo.root, tmp_path / "git.lock")
+    _branch_with(repo.root, tool, "one", "main", {"one.txt": "1\n"})
+    assert tool.premerge("main", ["one"], "wp") == (tool.rev("main"), 0)
