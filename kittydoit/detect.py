@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +204,8 @@ def survey(
     """
     configured = dict(config.agents) if config else {}
     specs = {**{a: s for a, s in BUILTIN.items()}, **{a: c.spec for a, c in configured.items()}}
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  # only when agents are looked for
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = dict(zip(specs, pool.map(lambda spec: find(spec, env=env), specs.values()), strict=True))
         to_check = [

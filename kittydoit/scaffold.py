@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kittydoit import detect
@@ -89,6 +88,8 @@ def default_agents_yaml(root: Path, env: Mapping[str, str] | None = None, *, ver
     these defaults without a file (see :mod:`kittydoit.settings`) needs no agent process started to decide.
     """
     available, preferred = _spec_kitty_hints(root)
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  # only when agents are looked for
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = dict(
             zip(

@@ -23,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +203,7 @@ class SpecKitty:
             raise SpecKittyFailure(f"cannot run spec-kitty: {error}") from None
 
     def _spawn_server(self, python: Path, log_path: Path | None) -> tuple[subprocess.Popen[bytes], str] | None:
-        address = f"kittydoit-spec-kitty-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        address = f"kittydoit-spec-kitty-{os.getpid()}-{os.urandom(6).hex()}"
         errors: IO[bytes] | int = subprocess.DEVNULL
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ import logging
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +38,7 @@ PENDING, RUNNING, DONE, FAILED, BLOCKED, SKIPPED = "pending", "running", "done",
 
 
 def new_run_id(now: datetime) -> str:
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
 
 
 def iso(moment: datetime) -> str:

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -510,7 +509,7 @@ def _write_marker(ctx: Context, path: Path, record: Mapping[str, object]) -> Non
     inputs it was made from, so a later run can tell it still holds (see kittydoit.evidence)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     made_from = evidence.inputs(ctx, str(record["wp"]), str(record["phase"]))
-    data = {**record, "inputs": made_from, "finished_at": ctx.clock().isoformat(), "nonce": uuid.uuid4().hex}
+    data = {**record, "inputs": made_from, "finished_at": ctx.clock().isoformat(), "nonce": os.urandom(16).hex()}
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
