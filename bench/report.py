@@ -450,7 +450,13 @@ def _overhead(data: dict[str, Any]) -> str:
     out = [
         "## Overhead (zero-time agents, -n 1)\n",
         f"One fake-agent call, run directly, takes {_ms(agent['implement'])} (implement: Python start, write, "
-        f"git add and commit) and {_ms(agent['review'])} (review); that is agent time, subtracted below.\n",
+        f"git add and commit) and {_ms(agent['review'])} (review). The agent time subtracted below is the agents' "
+        "own in each run: what their timeline holds (an implementer's `git add` and commit take longer the more "
+        "files the repository has, and here the repository grows with the feature) plus their interpreters' start "
+        "and exit as measured directly"
+        + (f" ({_ms(agent['implement_outside'])} and {_ms(agent['review_outside'])})" if "review_outside" in agent
+           else "")
+        + ".\n",
         "*start + end*: from launching kittydoit to the first agent, and from the last agent to kittydoit's exit, "
         "once per run. *kittydoit per WP* leaves them out: (wall - (start + end)) / WPs - agent calls per WP; "
         "*with start + end* spreads them over the WPs.\n",

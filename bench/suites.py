@@ -259,24 +259,30 @@ def simulated(settings: Settings) -> list[dict[str, Any]]:
 
 
 def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
-    """Return the median wall time of one fake-agent call per role, run directly (no orchestrator)."""
+    """Return the median wall time of one fake-agent call per role, run directly (no orchestrator), and of the part
+    of it outside the agent's own timeline (``<role>_outside``: its interpreter's start and exit)."""
     folder = settings.work / "agent-cost" / "x-WP01"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     git(folder, "init", "-q", "-b", "main")
     git(folder, "commit", "-q", "--allow-empty", "-m", "start")
-    env = {**os.environ, **GIT_ENV}
+    timeline = folder.parent / "timeline.txt"
+    env = {**os.environ, **GIT_ENV, "KITTYDOIT_BENCH_TIMELINE": str(timeline)}
     costs: dict[str, float] = {}
     for role in ("implement", "review"):
-        walls = []
+        walls, outside = [], []
         for _ in range(times):
+            timeline.unlink(missing_ok=True)
             started = time.perf_counter()
             subprocess.run(
                 agent_command(role), cwd=folder, env=env, input=b"prompt", capture_output=True, check=True
             )
             walls.append(time.perf_counter() - started)
+            (call,) = read_timeline(timeline)
+            outside.append(walls[-1] - (call.end - call.start))
         costs[role] = median(walls)
+        costs[f"{role}_outside"] = median(outside)
     return costs
 
 
@@ -304,8 +310,15 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
             repo = runs.copy(runs.template(dag, "overhead"))
             timing, timeline = runs.run(repo, dag, "-n", "1", "run")
             _checked_done(timing, len(dag.deps))
-            ends = handoffs(read_timeline(timeline), dag.deps, timing)
-            results[dag.name]["runs"].append({**timing.as_json(), "fixed": ends["startup"] + ends["tail"]})
+            calls = read_timeline(timeline)
+            ends = handoffs(calls, dag.deps, timing)
+            # The agents' time in this run: what their own timeline holds (their git commands grow with the
+            # repository), plus their interpreters' start and exit as measured directly (agent_cost).
+            inside = sum(c.end - c.start for c in calls)
+            outside = sum(agent.get(f"{c.role}_outside", 0.0) for c in calls)
+            results[dag.name]["runs"].append(
+                {**timing.as_json(), "fixed": ends["startup"] + ends["tail"], "agents": inside + outside}
+            )
             if rep == settings.repeat - 1 and dag is dags[-1]:
                 kept = repo
             else:
@@ -316,12 +329,15 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
         record["cpu"] = median([r["cpu"] for r in record["runs"]])
         record["fixed"] = median([r["fixed"] for r in record["runs"]])
         record["per_wp"] = record["wall"] / n
-        record["agent_per_wp"] = per_call
+        # The agents' own time per WP in these runs (see above); a call run directly, where it was not recorded.
+        runs_agents = [r["agents"] / n for r in record["runs"] if "agents" in r]
+        record["agent_per_wp"] = median(runs_agents) if runs_agents else per_call
+        per_call_run = record["agent_per_wp"]
         # What each WP costs: the run's fixed start and end (launch -> first agent, last agent -> exit; the
         # launch target's) left out, so that the figure does not shrink with the number of WPs over which they
         # would be spread. With them spread over the WPs: kittydoit_per_wp_all.
-        record["kittydoit_per_wp"] = (record["wall"] - record["fixed"]) / n - per_call
-        record["kittydoit_per_wp_all"] = record["per_wp"] - per_call
+        record["kittydoit_per_wp"] = (record["wall"] - record["fixed"]) / n - per_call_run
+        record["kittydoit_per_wp_all"] = record["per_wp"] - per_call_run
     return list(results.values()), kept
 
 
