@@ -11,6 +11,10 @@ its agent. Anything else, say a dependency that was sent back and changed, takes
 made again (merging what is already merged changes nothing).
 
 Only 0.x features are prepared: a 3.x mission's workspace is made by spec-kitty when the WP is claimed.
+When a run of every WP starts its first task, the other WPs ready then are prepared too.
+The thread is started only once doit's workers exist: a worker forked while the thread runs git would inherit
+the pipes of that git process and hold them open, and the thread would wait for their end forever (doit forks all
+its workers before it starts the first task, and each agent's forked supervisor closes what it inherits at once).
 A WP being prepared and its implement never overlap: both hold the WP's preparation lock
 (:func:`kittydoit.workflow.preparing`); the thread skips a WP whose lock is taken or whose worktree exists.
 """
@@ -39,15 +43,28 @@ class Preparer:
             for dep in wp.dependencies:
                 self._dependants.setdefault(dep, []).append(wp.id)
 
+    def starting(self, selected: list[str]) -> None:
+        """Note that a run of *selected* has started its first task: when that is a run of every WP, prepare the
+        other WPs ready now, in the order doit will start them."""
+        if self.ctx.feature.format != "0.x" or not set(selected) <= {"implement", "review", "run"}:
+            return
+        for wp_id in self.ctx.feature.schedule_order():
+            if self._ready(wp_id):
+                self._queue(wp_id)
+
     def implemented(self, wp_id: str) -> None:
         """Note that *wp_id*'s implement succeeded: prepare each dependant whose dependencies are all implemented."""
         if self.ctx.feature.format != "0.x":
             return
         for dependant in self._dependants.get(wp_id, ()):
-            if dependant not in self._queued and self._ready(dependant):
-                self._queued.add(dependant)
-                self._start()
-                self._todo.put(dependant)
+            if self._ready(dependant):
+                self._queue(dependant)
+
+    def _queue(self, wp_id: str) -> None:
+        if wp_id not in self._queued:
+            self._queued.add(wp_id)
+            self._start()
+            self._todo.put(wp_id)
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the preparation under way finish (a half-made worktree would wait for the next run's repair)."""
@@ -58,8 +75,8 @@ class Preparer:
 
     def _ready(self, wp_id: str) -> bool:
         paths, wps = self.ctx.paths, self.ctx.feature.wps
-        if paths.marker(wp_id, "implement").exists() or paths.worktree(wp_id).exists():
-            return False  # implemented or begun already: nothing to prepare
+        if paths.marker(wp_id, "implement").exists() or paths.worktree(wp_id).exists() or wps[wp_id].lane == "done":
+            return False  # implemented, begun or done already: nothing to prepare
         for dep in wps[wp_id].dependencies:
             finished = paths.marker(dep, "implement").exists() or paths.marker(dep, "review").exists()
             if not finished and not (dep in wps and wps[dep].lane == "done"):

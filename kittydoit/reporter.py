@@ -149,6 +149,7 @@ class Reporter:
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
         self._ahead = Preparer(ctx)  # worktrees made while the last dependency is in review
+        self._selected: list[str] | None = None  # the tasks this run was asked for, until its first task starts
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class Reporter:
             sys.stderr.write(f"ERROR: {refusal}\n")
             raise SystemExit(EXIT_BAD_INPUT) from None
         self.ran = True
+        self._selected = list(selected_tasks)
         self._run_id = self.session.run_id
         self.started = time.monotonic()
         if choose_view(self.out, self.environ) == "live":
@@ -186,6 +188,9 @@ class Reporter:
         if not wp or not phase or not task.actions:
             return
         with self._lock:
+            if self._selected is not None:  # doit's workers exist now: see kittydoit.ahead on forks
+                self._ahead.starting(self._selected)
+                self._selected = None
             self._start_ticker()
             self.outcomes.started.add(wp)
             self.outcomes.implemented.discard(wp)
