@@ -399,7 +399,8 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
 
 
 def _wp_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".md" and p.name.startswith("WP"))
+    found = [p for p in folder.iterdir() if p.name.startswith("WP") and p.suffix == ".md" and p.is_file()]
+    return sorted(found, key=lambda p: p.name)  # all in one folder: by name, as paths sort (and far faster)
 
 
 def _read_meta(folder: Path) -> dict[str, object]:

@@ -41,6 +41,7 @@ CANONICAL_ORDER = (
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_MARKS = ("#", " ", "`", "~")  # the first characters a heading or a fence line can have
 # A top-level key's line, and a one-line key whose value is a quoted string or a simple plain scalar (see
 # WPDocument._update_lines): anything else (comments, block or flow values, anchors, tags) takes ruamel's way.
 _KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*):(?:[ \t]|\r?\n|$)")
@@ -153,7 +154,8 @@ class WPDocument:
         """Return the body's markdown sections; headings inside fenced code blocks do not count."""
         heads: list[tuple[int, str, int]] = []
         fenced = False
-        for index, line in enumerate(self._body):
+        # Most lines can start neither a fence nor a heading: only the others are looked at (a WP has hundreds).
+        for index, line in [(i, line) for i, line in enumerate(self._body) if line.startswith(_MARKS)]:
             if _FENCE.match(line):
                 fenced = not fenced
                 continue
