@@ -126,13 +126,19 @@ class Git:
             return True
         return self.run("rev-parse", "--git-dir", check=False).returncode == 0
 
-    def common_path(self, name: str) -> Path | None:
-        """Return where git keeps *name* of the repository's common directory (``info/exclude``), or None."""
+    def common_dir(self) -> Path:
+        """Return the repository's common git directory (read off ``.git`` where that is plain)."""
         dirs = _git_dirs(self.root)
         if dirs is not None:
-            return dirs[1] / name
-        result = self.run("rev-parse", "--git-path", name, check=False)
-        return Path(self.root, result.stdout.strip()) if result.returncode == 0 else None
+            return dirs[1]
+        return Path(self.run("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip())
+
+    def common_path(self, name: str) -> Path | None:
+        """Return where git keeps *name* of the repository's common directory (``info/exclude``), or None."""
+        try:
+            return self.common_dir() / name
+        except GitError:
+            return None
 
     def current_branch(self, cwd: Path | None = None) -> str | None:
         result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)

@@ -414,7 +414,7 @@ def _started(proc: _Supervised, report: BinaryIO, program: str) -> int:
         chunk = report.read(1)
         if not chunk:
             proc.wait()
-            detail = proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else ""
+            detail = proc.stderr.read().decode("utf-8", "replace").strip()
             raise RuntimeError(f"kittydoit's agent supervisor failed (exit code {proc.returncode}): {detail}")
         line += chunk
     word, value = line.decode().rstrip("\n").split(" ", 1)

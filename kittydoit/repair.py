@@ -144,7 +144,7 @@ def _repair(ctx: Context, wp_id: str, where: _Where, *, half_made: bool, merging
 
 def _where(ctx: Context, wp_id: str) -> _Where:
     worktree = ctx.paths.worktree(wp_id)
-    common = _common_dir(ctx)
+    common = ctx.git.common_dir()
     admin = None
     with contextlib.suppress(OSError, ValueError):  # no .git file: the worktree was never (fully) made
         text = (worktree / ".git").read_text(encoding="utf-8").strip()
@@ -171,14 +171,6 @@ def _registered(admins: Path, worktree: Path) -> Path | None:
                 if (admins / folder / "gitdir").read_text(encoding="utf-8").strip() == target:
                     found = admins / folder
     return found
-
-
-def _common_dir(ctx: Context) -> Path:
-    dot_git = ctx.paths.root / ".git"
-    if dot_git.is_dir():
-        return dot_git
-    found = ctx.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()
-    return Path(found)
 
 
 def _journal(ctx: Context, wp_id: str) -> Path:

@@ -1,17 +1,19 @@
 """The supervisor of one agent: a small process between kittydoit and the agent, so the agent's tree dies with it.
 
-:class:`kittydoit.process.ProcessRunner` runs ``python -I -S supervisor.py PARENT GRACE DRAIN REPORT_FD -- ARGV...``
-(standard library only: it starts before, and without, anything of kittydoit). The supervisor
+:class:`kittydoit.process.ProcessRunner` starts it with :func:`start_forked`, a fork of the process that runs the
+agent, which goes straight to :func:`supervise` and never returns to the caller's code (standard library only,
+and no new Python to start: executing ``python supervisor.py`` cost 25-35 ms on a 2-core machine at every agent
+start, on the critical path of every hand-off between WPs). The supervisor
 
 - asks the kernel for SIGUSR1 when its parent dies (``PR_SET_PDEATHSIG``), whatever killed the parent, SIGKILL
   included: a doit worker, or with ``-n 0`` the orchestrator itself;
 - becomes a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every process the agent starts stays its
   descendant, also one that called ``setsid`` or double-forked to leave the agent's process group;
-- starts ARGV in a session of its own (the agent's process group) on the supervisor's stdin, stdout and stderr,
-  and reports ``started PID`` (or ``error ERRNO``) on REPORT_FD, and ``exit CODE`` when it is done;
-- on SIGTERM (also SIGINT, SIGHUP), stops every descendant in stages: SIGTERM, GRACE seconds, SIGKILL;
+- starts the agent in a session of its own (the agent's process group) on the given stdin, stdout and stderr,
+  and reports ``started PID`` (or ``error ERRNO``) on its report pipe, and ``exit CODE`` when it is done;
+- on SIGTERM (also SIGINT, SIGHUP), stops every descendant in stages: SIGTERM, a grace period, SIGKILL;
 - on SIGUSR1 (its parent died, or kittydoit wants it over at once) sends SIGKILL to every descendant at once;
-- when the agent exits by itself, gives what it left running DRAIN seconds to end, then stops it in stages.
+- when the agent exits by itself, gives what it left running a drain period to end, then stops it in stages.
 
 It exits when no descendant is left. Signals are blocked and taken one at a time with ``sigtimedwait``: no handler
 can run in the middle of another.
@@ -20,10 +22,6 @@ Why a process of its own: a doit worker dies in the same ``kill -9`` as the orch
 group), and an agent's grandchildren do not die with their parent. Linux ties a process to its parent's death
 (``PR_SET_PDEATHSIG``) and lets a process adopt its orphaned descendants (``PR_SET_CHILD_SUBREAPER``); one
 supervisor per agent uses both and needs no next run to clean up.
-
-kittydoit starts it with :func:`start_forked`: a fork of the process that runs the agent, which goes straight to
-:func:`supervise` and never returns to the caller's code. Executing ``python supervisor.py`` instead cost a Python
-start-up (25-35 ms on a 2-core machine) at every agent start, on the critical path of every hand-off between WPs.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import sys
 import time
 import warnings
 
@@ -43,12 +40,6 @@ _NOW = signal.SIGUSR1
 _WATCHED = {signal.SIGCHLD, _NOW, *_STOP}
 _LOOK = 0.05  # seconds between looks for descendants while stopping them
 _MAX_FD = 1 << 20  # closerange stops at the real limit (close_range(2) on Linux)
-
-
-def main(args: list[str]) -> int:
-    """Run the agent of *args* under supervision; return the supervisor's exit code."""
-    parent, grace, drain, report_fd = int(args[0]), float(args[1]), float(args[2]), int(args[3])
-    return supervise(parent, grace, drain, report_fd, args[5:], keep_stderr=True)
 
 
 def start_forked(
@@ -87,7 +78,7 @@ def start_forked(
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)  # posix_spawnp looks argv[0] up on the agent's PATH
-        code = supervise(parent, grace, drain, report_w, argv, keep_stderr=False)
+        code = supervise(parent, grace, drain, report_w, argv)
     except BaseException as error:  # the child must never return into the caller's code
         said = f"error {error.errno}" if isinstance(error, OSError) and error.errno else f"failed {error!r}"
         with contextlib.suppress(BaseException):
@@ -96,12 +87,8 @@ def start_forked(
         os._exit(code)
 
 
-def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: list[str], *, keep_stderr: bool) -> int:
-    """Start *argv* and supervise it until its whole tree is gone; report on *report_fd*; return the exit code.
-
-    *keep_stderr*: the supervisor's own stderr stays open (its Python errors reach the log) instead of being
-    released with its stdin and stdout.
-    """
+def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: list[str]) -> int:
+    """Start *argv* and supervise it until its whole tree is gone; report on *report_fd*; return the exit code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, _NOW, 0, 0, 0)
@@ -117,7 +104,7 @@ def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: lis
         return 127
     report.write(f"started {agent}\n")
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1) if keep_stderr else (0, 1, 2):
+    for fd in (0, 1, 2):
         os.dup2(null, fd)  # the agent's output pipe closes when the agent's tree is gone, not when the supervisor is
     code = _supervise(agent, grace, drain, kill_now=orphaned)
     report.write(f"exit {code}\n")
@@ -212,7 +199,3 @@ def _signal_all(agent: int, pids: set[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # it ended meanwhile
             os.kill(pid, sig)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

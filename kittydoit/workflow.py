@@ -175,6 +175,7 @@ def prepare(ctx: Context, wp_id: str) -> None:
         if not held or ctx.paths.worktree(wp_id).exists() or ctx.paths.marker(wp_id, "implement").exists():
             return
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        _repair(ctx, wp_id, log_path)
         worktree, base = _prepare_now(ctx, wp, log_path)
         head = ctx.git.head(worktree)
         tips = ctx.git.tips([ctx.paths.branch(dep) for dep in wp.dependencies])
@@ -183,10 +184,14 @@ def prepare(ctx: Context, wp_id: str) -> None:
         _note(log_path, f"worktree prepared ahead of the implement: {ctx.paths.rel(worktree)} at {head[:12]}")
 
 
-@contextlib.contextmanager
-def preparing(ctx: Context, wp_id: str, *, wait: bool) -> Iterator[bool]:
+def preparing(ctx: Context, wp_id: str, *, wait: bool) -> contextlib.AbstractContextManager[bool]:
     """Hold *wp_id*'s preparation lock (waiting for it when *wait*); yield whether it is held."""
-    path = ctx.paths.wp_lock(wp_id).with_suffix(".prepare")
+    return _flock(ctx.paths.wp_lock(wp_id).with_suffix(".prepare"), wait=wait)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold an exclusive lock on *path* (waiting for it when *wait*); yield whether it is held."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
         try:
@@ -211,9 +216,7 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
     recorded ones; made (or brought up to date) here otherwise. A record is used once.
     """
     with preparing(ctx, wp.id, wait=True):
-        repaired = repair.repair(ctx, wp.id)
-        for line in repaired:
-            _note(log_path, line)
+        repaired = _repair(ctx, wp.id, log_path)
         record_path = _prepared(ctx, wp.id)
         record = read_json(record_path) if record_path.exists() else None
         if record is not None:
@@ -227,11 +230,9 @@ def _prepare(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
 
 
 def _prepare_now(ctx: Context, wp: WorkPackage, log_path: Path) -> tuple[Path, str]:
-    """Create or reuse the WP's worktree, merge its dependencies in, and return it with the review base."""
+    """Create or reuse the WP's (repaired) worktree, merge its dependencies in, and return it with the review base."""
     paths, git = ctx.paths, ctx.git
     worktree, branch = paths.worktree(wp.id), paths.branch(wp.id)
-    for line in repair.repair(ctx, wp.id):
-        _note(log_path, line)
     start, premerged = ctx.target_branch, 0
     if wp.dependencies and not worktree.exists() and not git.branch_exists(branch):
         # A new WP: its dependencies are merged before its worktree is checked out (see Git.premerge).
@@ -316,8 +317,7 @@ def _review(phase: _Phase) -> dict[str, Any]:
     recorded = Path(str(implemented.get("worktree") or ctx.paths.worktree(wp.id)))
     # The workspace the implementation ran in; a 3.x mission's is asked of spec-kitty only when it has moved.
     worktree = recorded if (recorded / ".git").exists() else phase.lanes.workspace(wp.id) or recorded
-    for line in repair.repair(ctx, wp.id):
-        _note(phase.log("review"), line)
+    _repair(ctx, wp.id, phase.log("review"))
     if not (worktree / ".git").exists():
         raise WPFailure(f"worktree {ctx.paths.rel(worktree)} is gone; `doit forget {wp.id}` to implement again")
     limit = ctx.config.review_cycles
@@ -483,6 +483,14 @@ def _branch(ctx: Context, wp: WorkPackage, worktree: Path | None) -> str:
 # ---- small helpers ------------------------------------------------------------------------------------------
 
 
+def _repair(ctx: Context, wp_id: str, log_path: Path) -> list[str]:
+    """Repair what a killed run left in the WP's worktree (see kittydoit.repair), noting it in *log_path*."""
+    lines = repair.repair(ctx, wp_id)
+    for line in lines:
+        _note(log_path, line)
+    return lines
+
+
 def _run_id(ctx: Context) -> str | None:
     return (read_json(ctx.paths.run_file) or {}).get("id")
 
@@ -526,14 +534,7 @@ def _read_marker(path: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
     """Hold a WP for this run: a second run (say, one without kittydoit's reporter) cannot work on it too."""
-    path = ctx.paths.wp_lock(wp_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WPFailure("another kittydoit run is working on it; let that run finish first") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _flock(ctx.paths.wp_lock(wp_id), wait=False) as held:
+        if not held:
+            raise WPFailure("another kittydoit run is working on it; let that run finish first")
+        yield

@@ -303,14 +303,11 @@ class WPDocument:
     # ---- internals --------------------------------------------------------------------------------------
 
     def _parse(self) -> CommentedMap:
-        from ruamel.yaml import YAML  # noqa: PLC0415  # see the imports
-        from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415
+        from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415  # see the imports
         from ruamel.yaml.error import YAMLError  # noqa: PLC0415
 
-        yaml = YAML(typ="rt")
-        yaml.preserve_quotes = True
         try:
-            data = yaml.load("".join(self._fm))
+            data = _round_trip("".join(self._fm))
         except YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"line {mark.line + 2}: " if mark is not None else ""
@@ -344,6 +341,7 @@ class WPDocument:
 
     def _style(self, key: str) -> str:
         from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString  # noqa: PLC0415
+
         value = self.data.get(key) if key in self.data else self.data.get("lane")
         if isinstance(value, DoubleQuotedScalarString):
             return '"'
@@ -370,14 +368,20 @@ class WPDocument:
             self._body[-1] += self.newline
 
 
-def _parse_line(line: str) -> CommentedMap:
-    """Return the round-trip parse of one ``key: value`` line, as the whole frontmatter's parse would hold it."""
+def _round_trip(text: str) -> Any:
+    """Return ruamel.yaml's round-trip parse of *text*, quotes kept (what edits need to write a key back alike)."""
     from ruamel.yaml import YAML  # noqa: PLC0415  # see the imports
-    from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415
 
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    data = yaml.load(line)
+    return yaml.load(text)
+
+
+def _parse_line(line: str) -> CommentedMap:
+    """Return the round-trip parse of one ``key: value`` line, as the whole frontmatter's parse would hold it."""
+    from ruamel.yaml.comments import CommentedMap  # noqa: PLC0415  # see the imports
+
+    data = _round_trip(line)
     if not isinstance(data, CommentedMap):
         raise FeatureError(None, f"kittydoit wrote a line that is not a mapping: {line!r}")
     return data
