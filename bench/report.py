@@ -175,10 +175,11 @@ def _floor_of(data: dict[str, Any]) -> dict[str, float]:
     if not f:
         return {}
     call = f["agent_start"] + f["supervisor_start"]  # each agent call: its own start, and kittydoit's way to it
+    ended = f.get("agent_exit", 0.0)  # a hand-off starts at the agent's last line; its exit comes after it
     out = {
         "call": call,
-        "review": call + f["git"],  # at least the diff the reviewer is shown
-        "dependency": call,  # its worktree prepared while the last dependency was in review (kittydoit.ahead)
+        "review": ended + call + f["git"],  # at least the diff the reviewer is shown
+        "dependency": ended + call,  # its worktree prepared while the last dependency was in review (kittydoit.ahead)
         "start": f["import_kittydoit_cli"] + f["worktree_add"] + call,
         "per_wp": f["worktree_add"] + 2 * f["supervisor_start"],
         "list": f["import_kittydoit_cli"],
@@ -304,13 +305,16 @@ def _floors(data: dict[str, Any]) -> str:
     out = [
         "## Floors\n",
         "What the latencies above cannot go below on this machine, measured in this run (medians). The agents' "
-        "*start* in their timeline is their first line of Python, so every hand-off holds one interpreter start; "
+        "*start* in their timeline is their first line of Python (before their imports) and their *end* their last "
+        "(they exit with `os._exit` right after it), so every hand-off holds one interpreter start and one exit; "
         "kittydoit starts each agent through a supervisor it forks (`kittydoit/supervisor.py`), which spawns the "
         "agent.\n",
         "| | floor | median | samples |",
         "|---|---|---|---|",
         f"| a | fake agent: spawn to its first line of Python (`python -S bench/fake_agent.py`) | "
         f"{_ms(f['agent_start'])} | {n} |",
+        f"| z | fake agent: its last line of Python (its end in the timeline) to its exit, as its parent sees it | "
+        f"{_ms(f.get('agent_exit', 0.0))} | {len(f['samples'].get('agent_exit', []))} |",
         f"| e | what kittydoit's start of an agent (`ProcessRunner.run`: fork a supervisor, which spawns it) adds to a"
         f" bare spawn, to the agent's first line | "
         f"{_ms(f['supervisor_start'])} | {len(f['samples']['supervisor_start'])} |",
@@ -322,15 +326,16 @@ def _floors(data: dict[str, Any]) -> str:
         "\nThe floors of the targets, from these:\n",
         "| target | floor | from |",
         "|---|---|---|",
-        f"| implement done → review agent started | {_ms(floor['review'])} | a + e + b (kittydoit looks at "
+        f"| implement done → review agent started | {_ms(floor['review'])} | z + e + a + b (kittydoit looks at "
         "what the implementer left with git at least once) |",
-        f"| dependency done → dependant's agent started | {_ms(floor['dependency'])} | a + e (the "
+        f"| dependency done → dependant's agent started | {_ms(floor['dependency'])} | z + e + a (the "
         "dependant's worktree is prepared while its last dependency is in review) |",
         f"| launch → first agent | {_ms(floor['start'])} | d' + c + e + a |",
-        f"| kittydoit's cost per WP | {_ms(floor['per_wp'])} | c + 2 e (the agent's own start is agent time) |",
+        f"| kittydoit's cost per WP | {_ms(floor['per_wp'])} | c + 2 e (the agent's own start and exit are agent "
+        "time) |",
         f"| `kittydoit list`, first call | {_ms(floor['list'])} | d' |",
-        "| makespan | per case, in Schedule quality | the bound with each implement call longer by a + e "
-        "and each review by a + e + b, plus the launch floor |",
+        "| makespan | per case, in Schedule quality | the bound with each implement call longer by z + e + a "
+        "and each review by z + e + a + b, plus the launch floor |",
     ]
     if "per_wp_now" in floor:
         out.append(

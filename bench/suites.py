@@ -434,13 +434,16 @@ def _python_start(times: int = 5) -> dict[str, float]:
 
 # ---- floors ------------------------------------------------------------------------------------------------
 
-def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
+def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str, Any]:
     """Measure what the targets' latencies cannot go below on this machine: process starts and bare git.
 
     Medians of *times* (the worktree add: half as many) of: the fake agent from spawn to its first line of
-    Python (the agents' "start" in the timeline, so every hand-off holds one); what kittydoit's way of starting
+    Python (the agents' "start" in the timeline, so every hand-off holds one); from its last line (its "end")
+    to its exit as its parent sees it; what kittydoit's way of starting
     an agent (``ProcessRunner.run``: a forked supervisor, which spawns the agent) adds to that; one ``git
     rev-parse HEAD``; one ``git worktree add`` of a new branch; starting Python and importing kittydoit's CLI.
+    Each agent start follows *pause* seconds of idling, as in a run of sleeping agents, where every hand-off
+    comes after one (a machine that idled runs the next steps slower than one kept busy).
     Each is in seconds, with its raw samples.
     """
     settings.progress("floors: process starts and bare git")
@@ -453,20 +456,25 @@ def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
     git(folder, "add", "README.md")
     git(folder, "commit", "-q", "-m", "start")
     env = {**os.environ, **GIT_ENV}
-    agent, supervised, rev_parse, worktree = [], [], [], []
+    agent, exits, supervised, rev_parse, worktree = [], [], [], [], []
     timeline = folder.parent / "timeline.txt"
     prompt = folder.parent / "prompt.md"
     runner = ProcessRunner()
     for _ in range(times):
         timeline.unlink(missing_ok=True)
+        time.sleep(pause)
         spawned = time.time()
         subprocess.run(
             agent_command("review"), cwd=folder, env={**env, "KITTYDOIT_BENCH_TIMELINE": str(timeline)},
             input=b"WP01", capture_output=True, check=True,
         )  # fmt: skip
-        agent.append(read_timeline(timeline)[0].start - spawned)
+        returned = time.time()
+        call = read_timeline(timeline)[0]
+        agent.append(call.start - spawned)
+        exits.append(returned - call.end)
         timeline.unlink()
         prompt.write_text("WP01")
+        time.sleep(pause)
         spawned = time.time()
         runner.run(agent_command("review"), cwd=folder, log_path=folder.parent / "agent.log", stdin_path=prompt,
                    env={**env, "KITTYDOIT_BENCH_TIMELINE": str(timeline)})  # fmt: skip
@@ -483,11 +491,18 @@ def floors(settings: Settings, times: int = 20) -> dict[str, Any]:
     python = _python_start(times=max(3, times // 2))
     return {
         "agent_start": median(agent),
+        "agent_exit": median(exits),
         "supervisor_start": max(0.0, median(supervised) - median(agent)),
         "git": median(rev_parse),
         "worktree_add": median(worktree),
         **python,
-        "samples": {"agent_start": agent, "supervisor_start": supervised, "git": rev_parse, "worktree_add": worktree},
+        "samples": {
+            "agent_start": agent,
+            "agent_exit": exits,
+            "supervisor_start": supervised,
+            "git": rev_parse,
+            "worktree_add": worktree,
+        },
     }
 
 
