@@ -46,7 +46,7 @@ from kittydoit.context import Context
 from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
 from kittydoit.events import TASK_OF_PHASE, Event, Row, Snapshot, Watch, clean, last_line, read_record
 from kittydoit.session import Session
-from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED, iso, read_json
+from kittydoit.state import BLOCKED, DONE, FAILED, RUNNING, SKIPPED, iso, parse_iso, read_json
 from kittydoit.summary import Outcomes, Summary
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class Reporter:
             return
         with self._lock:
             if self._selected is not None:  # doit's workers exist now: see kittydoit.ahead on forks
-                self._ahead.starting(self._selected)
+                self._ahead.starting(self._selected, wp)
                 self._selected = None
             self._start_ticker()
             self.outcomes.started.add(wp)
@@ -504,7 +504,7 @@ def _since(stamp: str | None, now: datetime) -> float | None:
     if not stamp:
         return None
     try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=now.tzinfo)
+        then = parse_iso(stamp).replace(tzinfo=now.tzinfo)
     except ValueError:
         return None
     return max(0.0, (now - then).total_seconds())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import FEATURE, Repo, git, make_repo
 
-from kittydoit import workflow
+from kittydoit import ahead, workflow
 from kittydoit.context import Context, load_context
 
 
@@ -100,3 +103,30 @@ def test_a_review_resumed_by_a_later_run_runs_in_the_wps_worktree(tmp_path: Path
     reviews = [c for c in repo.calls() if c["role"] == "review" and c["wp"] == "WP01" and "start" in c]
     assert len(reviews) >= 2
     assert {c["cwd"] for c in reviews} == {str(repo.root / ".worktrees" / f"{FEATURE}-WP01")}
+
+
+def test_a_preparation_waits_for_the_agent_that_set_it_off_and_runs_at_a_lower_priority(
+    two_done: tuple[Repo, Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ctx = two_done
+    for dep in ("WP02", "WP03"):  # both implemented: WP04 is ready to prepare
+        ctx.paths.marker(dep, "implement").parent.mkdir(parents=True, exist_ok=True)
+        ctx.paths.marker(dep, "implement").write_text("{}\n")
+    monkeypatch.setattr(ahead, "GATE", 60.0)
+    priorities: list[int] = []
+    real_prepare = workflow.prepare
+
+    def prepare(ctx: Context, wp_id: str) -> None:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        real_prepare(ctx, wp_id)
+
+    monkeypatch.setattr(workflow, "prepare", prepare)
+    preparer = ahead.Preparer(ctx)
+    preparer.implemented("WP03")  # WP03's reviewer has not started: nothing happens yet
+    time.sleep(0.3)
+    assert not ctx.paths.worktree("WP04").exists() and priorities == []
+    ctx.paths.pid_file("WP03").parent.mkdir(parents=True, exist_ok=True)
+    ctx.paths.pid_file("WP03").write_text("{}\n")  # ... and now it has
+    preparer.close()
+    assert ctx.paths.worktree("WP04").exists()
+    assert priorities == [os.getpriority(os.PRIO_PROCESS, 0) + ahead.NICE]
