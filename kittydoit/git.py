@@ -35,6 +35,7 @@ _CONFIG = (
 _MERGE_HOOKS = ("pre-merge-commit", "prepare-commit-msg", "commit-msg", "post-merge")
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+_DIFFS_KEPT = 8  # diffs kept per process (see Git.diff); a patch is at most 200,000 characters
 
 
 class GitError(Exception):
@@ -51,6 +52,11 @@ class Diff:
     patch: str
     truncated: bool
 
+    @property
+    def empty(self) -> bool:
+        """Whether git shows no change at all (the trees may still differ in what git's diff settings hide)."""
+        return not self.stat.strip() and not self.patch
+
 
 class Git:
     """Run git for one repository root."""
@@ -60,6 +66,7 @@ class Git:
         self.lock_path = lock_path
         self._env: dict[str, str] | None = None
         self._plain: bool | None = None  # see _plain_merges
+        self._diffs: dict[tuple[str, str, int], Diff] = {}  # see diff
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -315,13 +322,25 @@ class Git:
         return True
 
     def diff(self, worktree: Path, base: str, limit: int = 200_000) -> Diff:
-        """Return the change from *base* to the worktree's HEAD, the patch cut at *limit* characters."""
+        """Return the change from *base* to the worktree's HEAD, the patch cut at *limit* characters.
+
+        The diff of two commits never changes, so the last few are kept for this process: the implement that
+        checks its agent changed something and the review that shows the change, one after the other in the same
+        worker, ask git once (one git process off the hand-off between the two agents).
+        """
         head = self.head(worktree)
+        key = (base, head, limit)
+        if key in self._diffs:
+            return self._diffs[key]
         both = self.run("diff", "--patch-with-stat", base, head, cwd=worktree).stdout
         start = both.find("diff --git ")
         stat, patch = (both[:start], both[start:]) if start >= 0 else (both, "")
         truncated = len(patch) > limit
-        return Diff(base=base, head=head, stat=stat, patch=patch[:limit], truncated=truncated)
+        diff = Diff(base=base, head=head, stat=stat, patch=patch[:limit], truncated=truncated)
+        while len(self._diffs) >= _DIFFS_KEPT:
+            del self._diffs[next(iter(self._diffs))]  # the oldest
+        self._diffs[key] = diff
+        return diff
 
     # ---- the main checkout ------------------------------------------------------------------------------
 

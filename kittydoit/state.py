@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ def new_run_id(now: datetime) -> str:
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(stamp: str) -> datetime:
+    """Read a stamp :func:`iso` wrote (UTC); ValueError for anything else. (``datetime.strptime`` would import
+    the ``_strptime`` module: 3 ms of every run's start.)"""
+    if len(stamp) != 20 or stamp[10] != "T" or not stamp.endswith("Z"):
+        raise ValueError(f"not a UTC time stamp: {stamp!r}")
+    return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC)
 
 
 # ---- files ----------------------------------------------------------------------------------------------
@@ -127,7 +135,13 @@ def locked(lock_path: Path) -> Iterator[None]:
 
 
 class WPRecord:
-    """The live record of one WP in the current run."""
+    """The live record of one WP in the current run.
+
+    :meth:`update` writes it at once; :meth:`note` only changes it, for a step that another write follows within
+    milliseconds (the start of a phase, an attempt's outcome): each write is a file replaced, and several of them
+    sat between one agent's exit and the next agent's start. Whoever notes must see that it is written:
+    :meth:`flush`, or any later update (the workflow flushes when an action ends, however it ends).
+    """
 
     def __init__(self, path: Path, wp_id: str, run_id: str | None, clock: Callable[[], datetime]) -> None:
         self.path = path
@@ -136,20 +150,34 @@ class WPRecord:
         if data.get("run") != run_id:
             data = {"wp": wp_id, "run": run_id, "attempts": [], "retries": 0, "fallbacks": 0, "review_cycles": 0}
         self.data: dict[str, Any] = data
+        self._unwritten = False
 
     def update(self, **fields: Any) -> None:
         """Set *fields* and write the record."""
+        self.note(**fields)
+        self.flush()
+
+    def note(self, **fields: Any) -> None:
+        """Set *fields*, to be written with the next update or flush."""
         self.data.update(fields)
         self.data["updated"] = iso(self.clock())
-        write_json(self.path, self.data)
+        self._unwritten = True
 
-    def start(self, phase: str) -> None:
-        self.update(status=RUNNING, phase=phase, started=self.data.get("started") or iso(self.clock()),
-                    phase_started=iso(self.clock()), ended=None, reason=None)  # fmt: skip
+    def flush(self) -> None:
+        """Write what was noted and not written yet."""
+        if self._unwritten:
+            write_json(self.path, self.data)
+            self._unwritten = False
+
+    def start(self, phase: str, **fields: Any) -> None:
+        """Note that *phase* began (with *fields*); written with the next update (say, the agent chosen)."""
+        self.note(status=RUNNING, phase=phase, started=self.data.get("started") or iso(self.clock()),
+                  phase_started=iso(self.clock()), ended=None, reason=None, **fields)  # fmt: skip
 
     def add_attempt(self, attempt: Mapping[str, Any]) -> None:
+        """Note an attempt's outcome; written with the next update."""
         self.data["attempts"].append(dict(attempt))
-        self.update()
+        self.note()
 
     def count(self, key: str) -> None:
         self.update(**{key: int(self.data.get(key, 0)) + 1})
@@ -185,7 +213,14 @@ class AgentHealth:
         return bool(cooling and entry.get("last_failure", {}).get("class") == "auth_failed")
 
     def record(self, agent_id: str, outcome: str, *, cooldown: float | None = None) -> None:
-        """Record an attempt's outcome; *cooldown* seconds marks the agent unavailable for every WP."""
+        """Record an attempt's outcome; *cooldown* seconds marks the agent unavailable for every WP.
+
+        A success of an agent that is healthy already (no failure since its last success, no cooldown) and
+        succeeded less than :data:`_SUCCESS_FRESH` seconds ago changes nothing worth a write: ``last_success``
+        is kept to within that. Every other outcome is written under the lock.
+        """
+        if outcome in ("success", "hung_after_finish") and not cooldown and self._healthy(agent_id):
+            return
         with locked(self.path.with_suffix(".lock")):
             data = self.snapshot()
             entry = data.setdefault(agent_id, {"consecutive_failures": 0, "last_success": None})
@@ -200,6 +235,20 @@ class AgentHealth:
                 entry["cooling_down_until_epoch"] = until
                 entry["cooling_down_until"] = iso(datetime.fromtimestamp(until, now.tzinfo))
             write_json(self.path, data)
+
+    def _healthy(self, agent_id: str) -> bool:
+        """Tell whether *agent_id* has no failure since a success less than :data:`_SUCCESS_FRESH` s ago."""
+        entry = self.snapshot().get(agent_id) or {}
+        if entry.get("consecutive_failures") or entry.get("cooling_down_until_epoch") or not entry.get("last_success"):
+            return False
+        try:
+            age = (self.clock() - parse_iso(str(entry["last_success"]))).total_seconds()
+        except (TypeError, ValueError):
+            return False
+        return 0 <= age < _SUCCESS_FRESH
+
+
+_SUCCESS_FRESH = 60.0  # seconds within which an agent's last success is kept (see AgentHealth.record)
 
 
 # ---- the whole picture, merged by the main process --------------------------------------------------------

@@ -18,7 +18,7 @@ from kittydoit.errors import UserError
 from kittydoit.feature import EVENTS_FILE, find_root, load_feature, select_feature
 from kittydoit.lanes.eventlog import LANES as LANES_3X
 from kittydoit.session import running_pid
-from kittydoit.state import BLOCKED, DONE, FAILED, PENDING, RUNNING, SKIPPED, load, read_json
+from kittydoit.state import BLOCKED, DONE, FAILED, PENDING, RUNNING, SKIPPED, load, parse_iso, read_json
 
 
 @dataclass
@@ -188,7 +188,7 @@ def _ago(stamp: str | None, now: datetime) -> str:
     if not stamp:
         return "?"
     try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        then = parse_iso(stamp)
     except ValueError:
         return "?"
     seconds = max(0, int((now - then).total_seconds()))

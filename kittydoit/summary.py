@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kittydoit.state import write_atomic
+from kittydoit.state import parse_iso, write_atomic
 
 SCHEMA = "kittydoit.report/1"
 REPORTS_DIR = Path(".kittify") / "reports"
@@ -411,7 +410,7 @@ def _between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     try:
-        parsed = [datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ") for s in (start, end)]
+        parsed = [parse_iso(s) for s in (start, end)]
     except ValueError:
         return None
     return (parsed[1] - parsed[0]).total_seconds()

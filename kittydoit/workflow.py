@@ -117,7 +117,10 @@ def _boundary(
     try:
         with _wp_lock(ctx, wp_id):
             state = _Phase(ctx, wp_id)
-            return work(state)
+            try:
+                return work(state)
+            finally:
+                state.record.flush()  # what was only noted (see WPRecord)
     except (WPFailure, NeedsHuman, GitError, LaneError, ConfigError) as failure:
         message = f"{wp_id} {phase} failed: {failure}"
         if isinstance(failure, NeedsHuman):
@@ -148,6 +151,8 @@ def _implement(phase: _Phase) -> dict[str, Any]:
         phase.record.update(status="implemented", phase=None, implementer=done.get("agent"))
         return done
     phase.record.start("preparing worktree")
+    if ctx.feature.format == "3.x":  # spec-kitty's claim takes a second or more: show it at once
+        phase.record.flush()
     claimed = lanes.claim(wp.id, ctx.config.candidates("implementation"), ctx.git)
     worktree, base = claimed or _prepare(ctx, wp, phase.log("implement"))
     agent = lanes.implemented_by(wp.id)
@@ -268,8 +273,7 @@ def _implement_once(phase: _Phase, worktree: Path, base: str, *, feedback: Feedb
     note = "Started re-implementation after review feedback" if feedback else "Started implementation"
     moved: list[str] = []
 
-    def before(agent: AgentSettings) -> None:
-        phase.record.update(agent=agent.id)
+    def before(agent: AgentSettings) -> None:  # the record names the agent right after (PhaseRun.run)
         if not moved:
             phase.lanes.implementing(wp.id, agent, note)
             moved.append(agent.id)
@@ -279,7 +283,8 @@ def _implement_once(phase: _Phase, worktree: Path, base: str, *, feedback: Feedb
         if not result:
             return result
         ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
-        if ctx.git.same_tree(base, ctx.git.head(worktree), cwd=worktree):
+        change = ctx.git.diff(worktree, base)  # kept for the review that follows (see Git.diff)
+        if change.empty and ctx.git.same_tree(base, change.head, cwd=worktree):
             return result.failed(Outcome.NO_CHANGE, "finished without changing anything",
                                  f"the WP's change is empty in {ctx.paths.rel(worktree)}")  # fmt: skip
         return result
@@ -326,12 +331,11 @@ def _review(phase: _Phase) -> dict[str, Any]:
         if feedback is not None:
             implementer = _implement_once(phase, worktree, base, feedback=feedback, cycle=max(1, cycle - 1))
         phase.lanes.start_review(wp.id, ctx.config.candidates("review"))
-        phase.record.start("reviewing")
-        phase.record.update(review_cycles=cycle)
+        phase.record.start("reviewing", review_cycles=cycle)
         reviewer, verdict, diff = _review_once(phase, worktree, base, implementer)
         said = "approved" if verdict.approved else "changes_requested"  # for the reporter's events and summary
-        phase.record.update(reviews=[*phase.record.data.get("reviews", []),
-                                     {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
+        phase.record.note(reviews=[*phase.record.data.get("reviews", []),
+                                   {"cycle": cycle, "reviewer": reviewer, "verdict": said}])  # fmt: skip
         if verdict.approved:
             summary = verdict.feedback.splitlines()[0] if verdict.feedback else ""
             record = {"wp": wp.id, "phase": "review", "agent": reviewer, "implementer": implementer,
@@ -341,7 +345,7 @@ def _review(phase: _Phase) -> dict[str, Any]:
             _write_marker(ctx, ctx.paths.marker(wp.id, "review"), record)
             note = f"Review passed{': ' + summary if summary else ''}"
             phase.lanes.approve_review(wp.id, ctx.config.agents[reviewer], note, ctx.paths.rel(phase.log("review")))
-            phase.record.update(reviewer=reviewer, single_agent=reviewer == implementer)
+            phase.record.note(reviewer=reviewer, single_agent=reviewer == implementer)
             phase.record.finish(DONE)
             return record
         text = verdict.feedback or NO_DETAILS
