@@ -5,6 +5,9 @@ import sys
 
 def main() -> int:
     """Run the kittydoit command; Ctrl-C while it is still loading exits 130, as any interruption does."""
+    from kittydoit import plugins  # noqa: PLC0415
+
+    plugins.install()  # before doit is imported: no importlib.metadata for doit's plugin lookup
     try:
         from kittydoit.cli import main as command  # noqa: PLC0415  # a Ctrl-C during the imports must not be a traceback
     except KeyboardInterrupt:
