@@ -16,6 +16,7 @@ The price: doit plugins of other packages are not seen by the ``kittydoit`` comm
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from typing import Any, NamedTuple
@@ -58,7 +59,9 @@ class _StandIn(types.ModuleType):
 def install() -> None:
     """Put the stand-in in place, unless ``importlib.metadata`` or doit is imported already (then: nothing)."""
     if _NAME not in sys.modules and "doit" not in sys.modules:
-        sys.modules[_NAME] = _StandIn(_NAME)
+        stand_in = _StandIn(_NAME)
+        sys.modules[_NAME] = stand_in
+        importlib.metadata = stand_in  # type: ignore[attr-defined]  # as an import sets it (the real one: again)
 
 
 def real() -> types.ModuleType:
