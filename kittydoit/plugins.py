@@ -61,7 +61,7 @@ def install() -> None:
     if _NAME not in sys.modules and "doit" not in sys.modules:
         stand_in = _StandIn(_NAME)
         sys.modules[_NAME] = stand_in
-        importlib.metadata = stand_in  # type: ignore[attr-defined]  # as an import sets it (the real one: again)
+        importlib.metadata = stand_in  # as an import sets it (the real one sets it again)
 
 
 def real() -> types.ModuleType:
