@@ -219,7 +219,8 @@ class Reporter:
                 if values.get("single_agent"):
                     text = f"{wp} was reviewed by its own implementer, {values.get('agent')} (single-agent mode)"
                     self._event(wp, "single_agent", text)
-            self.session.wp(wp, DONE if phase == "review" else None)
+            # written once doit has handed out the next task (execute_task, or the ticker): not on the hand-off
+            self.session.wp(wp, DONE if phase == "review" else None, write=False)
             self._view.refresh(self._snapshot())
 
     def add_failure(self, task: Any, fail: BaseFail) -> None:
@@ -341,6 +342,7 @@ class Reporter:
         with self._lock:
             for wp in list(self._active):
                 self._observe(wp)
+            self.session.flush_due()
             self._view.refresh(self._snapshot())
 
     def _snapshot(self) -> Snapshot:

@@ -117,14 +117,20 @@ class Session:
             speckitty.close()
             raise SpecKittyMissing(self.ctx.config.path, "; ".join(problems))
 
-    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None) -> None:
+    def wp(self, wp_id: str, status: str | None = None, reason: str | None = None, *, write: bool = True) -> None:
         """Record WP news in the state file: at most every half second, less often when writing it takes over
         1 % of that (the last news at the end of the run). The per-WP records that ``kittydoit status`` also
-        reads are always current."""
+        reads are always current. Without *write* the news waits for the next :meth:`flush_due` (the reporter
+        gives news of a finished task so, while doit is about to hand out the next one)."""
         self._pending[wp_id] = (status, reason)
         if self.ctx.speckitty is not None:
             self.ctx.speckitty.compare()  # the plain command's contract-version, once it has answered
-        if time.monotonic() - self._flushed >= self._flush_every:
+        if write:
+            self.flush_due()
+
+    def flush_due(self) -> None:
+        """Write the pending news when the last write is long enough ago (see :meth:`wp`)."""
+        if self._pending and time.monotonic() - self._flushed >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
