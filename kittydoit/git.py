@@ -35,6 +35,7 @@ _CONFIG = (
 _MERGE_HOOKS = ("pre-merge-commit", "prepare-commit-msg", "commit-msg", "post-merge")
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+_STATUS = ("status", "--porcelain", "--untracked-files=normal")
 _DIFFS_KEPT = 8  # diffs kept per process (see Git.diff); a patch is at most 200,000 characters
 
 
@@ -85,7 +86,13 @@ class Git:
                 text=True,
                 check=False,
             )
-        if check and result.returncode != 0:
+        if check:
+            self._check(args, result)
+        return result
+
+    def _check(self, args: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
+        """Raise GitError, saying what to do, when ``git args`` failed."""
+        if result.returncode != 0:
             text = (result.stderr or result.stdout).strip()
             lock = _LOCK_EXISTS.search(text)
             if lock:  # git's own advice ("remove the file manually") does not say which file
@@ -96,7 +103,6 @@ class Git:
                 )
             detail = text.splitlines()
             raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else result.returncode}")
-        return result
 
     def env(self) -> dict[str, str]:
         """Return the environment for git: no prompts, and an identity when the user has none configured."""
@@ -313,8 +319,33 @@ class Git:
 
     def commit_all(self, worktree: Path, message: str) -> bool:
         """Commit everything uncommitted in *worktree*; False when there was nothing to commit."""
-        if not self.run("status", "--porcelain", "--untracked-files=normal", cwd=worktree).stdout.strip():
+        if not self.run(*_STATUS, cwd=worktree).stdout.strip():
             return False  # one git call in the common case: the agent committed, or nothing was left
+        return self._commit_leftovers(worktree, message)
+
+    def commit_all_then_diff(self, worktree: Path, message: str, base: str) -> Diff:
+        """Commit everything uncommitted in *worktree* (as :meth:`commit_all`), then return the diff from *base*.
+
+        In the usual case the agent left nothing to commit, and git's status and the diff of the agent's own
+        commits run side by side: one git process less between an implementer's exit and its reviewer's start.
+        """
+        args = _STATUS
+        with signals_held():
+            status = subprocess.Popen(
+                ["git", *_CONFIG, *args], cwd=worktree, env=self.env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                diff = self.diff(worktree, base)
+            finally:
+                out, err = status.communicate()
+        self._check(args, subprocess.CompletedProcess(status.args, status.returncode, out, err))
+        if out.strip() and self._commit_leftovers(worktree, message):
+            return self.diff(worktree, base)
+        return diff
+
+    def _commit_leftovers(self, worktree: Path, message: str) -> bool:
+        """Commit what status showed uncommitted in *worktree*; False when git ignores all of it after all."""
         self.run("add", "-A", cwd=worktree)
         if self.run("diff", "--cached", "--quiet", cwd=worktree, check=False).returncode == 0:
             return False  # only changes git ignores after all (say, a file mode with core.fileMode off)

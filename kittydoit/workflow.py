@@ -282,8 +282,8 @@ def _implement_once(phase: _Phase, worktree: Path, base: str, *, feedback: Feedb
         result = _invoke(ctx, wp, agent, phase="implement", role="implementation", prompt=prompt, workdir=worktree)
         if not result:
             return result
-        ctx.git.commit_all(worktree, f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit.")
-        change = ctx.git.diff(worktree, base)  # kept for the review that follows (see Git.diff)
+        message = f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit."
+        change = ctx.git.commit_all_then_diff(worktree, message, base)  # kept for the review (see Git.diff)
         if change.empty and ctx.git.same_tree(base, change.head, cwd=worktree):
             return result.failed(Outcome.NO_CHANGE, "finished without changing anything",
                                  f"the WP's change is empty in {ctx.paths.rel(worktree)}")  # fmt: skip

@@ -105,3 +105,25 @@ def test_no_merge_is_made_before_the_checkout_where_git_settings_could_merge_oth
     tool = Git(repo.root, tmp_path / "git.lock")
     _branch_with(repo.root, tool, "one", "main", {"one.txt": "1\n"})
     assert tool.premerge("main", ["one"], "wp") == (tool.rev("main"), 0)
+
+
+def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_leftovers(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    tool.prepare_worktree(worktree, "001-demo-WP01", "main")
+    base = tool.rev("HEAD", cwd=worktree)
+    (worktree / "committed.txt").write_text("the agent committed this\n")
+    git(worktree, "add", "committed.txt")
+    git(worktree, "commit", "-q", "-m", "agent")
+    change = tool.commit_all_then_diff(worktree, "left over", base)  # nothing left: status and diff side by side
+    assert change.head == tool.rev("HEAD", cwd=worktree) and "committed.txt" in change.stat
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "agent"
+    assert tool.diff(worktree, base) is change  # the review's diff: the same commits, not asked of git again
+    (worktree / "left.txt").write_text("the agent left this uncommitted\n")
+    after = tool.commit_all_then_diff(worktree, "left over", base)
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "left over"
+    assert after.head == tool.rev("HEAD", cwd=worktree) != change.head
+    assert "committed.txt" in after.stat and "left.txt" in after.stat
+    assert git(worktree, "status", "--porcelain") == ""
+    assert tool.commit_all_then_diff(worktree, "nothing", after.head).empty  # no change at all
