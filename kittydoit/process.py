@@ -168,6 +168,11 @@ class ProcessRunner:
                         del buffer[: len(buffer) - _CAPTURE_LIMIT]
                     if buffer is out and is_finished and watch.finished_at is None:
                         watch.finished(is_finished(out[-_FINISH_WINDOW:].decode("utf-8", "replace")))
+        if _reported_exit(said[1]) is not None:
+            # The agent's whole tree is gone and the supervisor only exits now (1-2 ms for a fork of a big
+            # worker): it is reaped later (see _Supervised.let_exit), not waited for on the way to the next agent.
+            proc.reported = True
+            return None
         remaining = None if watch.deadline is None else max(0.0, watch.deadline - time.monotonic())
         try:
             proc.wait(timeout=remaining)
@@ -177,6 +182,10 @@ class ProcessRunner:
 
     def _stop(self, proc: _Supervised, agent: Sequence[int]) -> None:
         """Have the supervisor stop the agent's whole tree in stages; a signal meanwhile makes it stop at once."""
+
+        if proc.reported:
+            proc.let_exit()
+            return
 
         def at_once() -> None:
             with contextlib.suppress(ProcessLookupError):  # it is done already
@@ -204,11 +213,17 @@ class _Supervised:
         self.stderr = stderr
         self.report = report
         self.returncode: int | None = None
+        self.reported = False  # it reported the agent's exit and closed its report pipe: it is ending
+
+    def let_exit(self) -> None:
+        """Leave the ending supervisor to exit by itself; it is reaped at the next start (no zombies pile up)."""
+        _EXITING.add(self.pid)
 
     @classmethod
     def start(
         cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, stdin: int, grace: float, drain: float
     ) -> _Supervised:
+        _reap_exiting()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         forked: list[_Supervised] = []
@@ -430,10 +445,30 @@ def _started(proc: _Supervised, report: BinaryIO, program: str) -> int:
 
 def _exit_code(said: bytearray, proc: _Supervised) -> int | None:
     """Return the agent's exit code as its supervisor reported it (-N: ended by signal N)."""
+    code = _reported_exit(said)
+    return proc.returncode if code is None else code
+
+
+def _reported_exit(said: bytearray) -> int | None:
+    """Return the exit code in the supervisor's report, or None when it reported none."""
     for line in said.decode("utf-8", "replace").splitlines():
         if line.startswith("exit "):
             return int(line.split()[1])
-    return proc.returncode
+    return None
+
+
+_EXITING: set[int] = set()  # supervisors that reported their agent's end and exit by themselves (let_exit)
+
+
+def _reap_exiting() -> None:
+    """Reap the supervisors left to exit by themselves that have exited."""
+    for pid in list(_EXITING):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere already
+            done = pid
+        if done:
+            _EXITING.discard(pid)
 
 
 def _record(pid_file: Path, pid: int, supervisor: int) -> None:

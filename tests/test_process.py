@@ -173,3 +173,22 @@ def test_stop_recorded_leaves_a_reused_pid_alone(tmp_path: Path) -> None:
     (tmp_path / "pids" / "x.pid").write_text(f'{{"pgid": {os.getpid()}, "started": "1"}}')
     assert stop_recorded(tmp_path / "pids") == []
     assert alive(os.getpid())
+
+
+def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from kittydoit.process import ProcessRunner\n"
+        "runner = ProcessRunner()\n"
+        "for code in (0, 3, 0, 5, 0, 0):\n"
+        "    result = runner.run([sys.executable, '-c', f'print(1); raise SystemExit({code})'], cwd=Path('.'),\n"
+        "                        log_path=Path('agent.log'))\n"
+        "    assert (result.returncode, result.stdout) == (code, '1\\n'), result\n"
+        "me = os.getpid()\n"
+        "print(len(Path(f'/proc/{me}/task/{me}/children').read_text().split()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) <= 1  # at most the last supervisor, ending: no zombie per agent run piles up
