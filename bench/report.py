@@ -180,6 +180,10 @@ def _floor_of(data: dict[str, Any]) -> dict[str, float]:
         "call": call,
         "review": ended + call + f["git"],  # at least the diff the reviewer is shown
         "dependency": ended + call,  # its worktree prepared while the last dependency was in review (kittydoit.ahead)
+        # each agent call is longer than its drawn sleep by all the fake agent does besides (start, imports,
+        # an implementer's commit, exit) and kittydoit's way to it; a review waits for one git command too
+        "implement_call": f.get("implement_call", ended + f["agent_start"]) + f["supervisor_start"],
+        "review_call": f.get("review_call", ended + f["agent_start"]) + f["supervisor_start"] + f["git"],
         "start": f["import_kittydoit_cli"] + f["worktree_add"] + call,
         "per_wp": f["worktree_add"] + 2 * f["supervisor_start"],
         "list": f["import_kittydoit_cli"],
@@ -199,16 +203,16 @@ def _git_calls_per_wp(data: dict[str, Any]) -> float | None:
 
 
 def _floor_span(record: dict[str, Any], floor: dict[str, float]) -> float:
-    """Return the makespan floor of a quality case: its bound with every agent call made as long as starting it
-    must take here (a review also waits for one git command), plus
-    kittydoit's own start to its first agent."""
+    """Return the makespan floor of a quality case: its bound with every agent call made as long as a call of the
+    fake agent that sleeps no time takes here, started the way kittydoit starts it (a review also waits for one
+    git command), plus kittydoit's own start to its first agent."""
     dag = record["dag_json"]
     longer = Dag(
         dag["name"], dag["seed"], {k: tuple(v) for k, v in dag["deps"].items()},
-        {k: (i + floor["dependency"], r + floor["review"]) for k, (i, r) in dag["durations"].items()},
+        {k: (i + floor["implement_call"], r + floor["review_call"]) for k, (i, r) in dag["durations"].items()},
     )  # fmt: skip
-    # the first implement call's extension is already most of the launch floor: only the CLI's start is left
-    return schedule.lower_bound(longer, record["workers"]) + floor["start"] - floor["dependency"]
+    # the first implement call's start is in the launch floor too: counted once
+    return schedule.lower_bound(longer, record["workers"]) + floor["start"] - floor["call"]
 
 
 def _issue11_rows(data: dict[str, Any]) -> list[str]:
@@ -225,7 +229,10 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
             for n in sorted({r["workers"] for r in quality})
         )
         spans = [_floor_span(r, floor) / r["lower_bound"] for r in quality] if floor else []
-        floor_mean = f"{_pct(_mean(spans))} on average: agent calls made longer by their starts (see Floors)"
+        floor_mean = (
+            f"{_pct(_mean(spans))} on average: each agent call longer by what the fake agent does besides sleeping "
+            "(see Floors)"
+        )
         floor_worst = f"{_pct(max(spans))} (see Floors)" if spans else unmeasured
         rows.append(_row(
             "makespan within 5 % of max(critical path, work / N) on average (quality suite, 0.5-3 s agents)",
@@ -315,6 +322,11 @@ def _floors(data: dict[str, Any]) -> str:
         f"{_ms(f['agent_start'])} | {n} |",
         f"| z | fake agent: its last line of Python (its end in the timeline) to its exit, as its parent sees it | "
         f"{_ms(f.get('agent_exit', 0.0))} | {len(f['samples'].get('agent_exit', []))} |",
+        f"| i | fake agent: a whole implement call that sleeps no time (spawn to exit: start, imports, a file "
+        f"written and committed, exit) | {_ms(f.get('implement_call', 0.0))} | "
+        f"{len(f['samples'].get('implement_call', []))} |",
+        f"| r | fake agent: a whole review call that sleeps no time | {_ms(f.get('review_call', 0.0))} | "
+        f"{len(f['samples'].get('review_call', []))} |",
         f"| e | what kittydoit's start of an agent (`ProcessRunner.run`: fork a supervisor, which spawns it) adds to a"
         f" bare spawn, to the agent's first line | "
         f"{_ms(f['supervisor_start'])} | {len(f['samples']['supervisor_start'])} |",
@@ -334,8 +346,8 @@ def _floors(data: dict[str, Any]) -> str:
         f"| kittydoit's cost per WP | {_ms(floor['per_wp'])} | c + 2 e (the agent's own start and exit are agent "
         "time) |",
         f"| `kittydoit list`, first call | {_ms(floor['list'])} | d' |",
-        "| makespan | per case, in Schedule quality | the bound with each implement call longer by z + e + a "
-        "and each review by z + e + a + b, plus the launch floor |",
+        "| makespan | per case, in Schedule quality | the bound with each implement call longer by i + e "
+        "and each review by r + e + b, plus the launch floor less a + e (its first call's start) |",
     ]
     if "per_wp_now" in floor:
         out.append(

@@ -439,7 +439,9 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
 
     Medians of *times* (the worktree add: half as many) of: the fake agent from spawn to its first line of
     Python (the agents' "start" in the timeline, so every hand-off holds one); from its last line (its "end")
-    to its exit as its parent sees it; what kittydoit's way of starting
+    to its exit as its parent sees it; a whole call of each role that sleeps no time (spawn to exit: its start,
+    its imports, an implementer's file and commit, its exit), which is what each call adds to the time it is
+    drawn to sleep; what kittydoit's way of starting
     an agent (``ProcessRunner.run``: a forked supervisor, which spawns the agent) adds to that; one ``git
     rev-parse HEAD``; one ``git worktree add`` of a new branch; starting Python and importing kittydoit's CLI.
     Each agent start follows *pause* seconds of idling, as in a run of sleeping agents, where every hand-off
@@ -457,6 +459,7 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     git(folder, "commit", "-q", "-m", "start")
     env = {**os.environ, **GIT_ENV}
     agent, exits, supervised, rev_parse, worktree = [], [], [], [], []
+    calls: dict[str, list[float]] = {"implement": [], "review": []}
     timeline = folder.parent / "timeline.txt"
     prompt = folder.parent / "prompt.md"
     runner = ProcessRunner()
@@ -472,7 +475,13 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
         call = read_timeline(timeline)[0]
         agent.append(call.start - spawned)
         exits.append(returned - call.end)
+        calls["review"].append(returned - spawned)
         timeline.unlink()
+        time.sleep(pause)
+        spawned = time.time()
+        subprocess.run(agent_command("implement"), cwd=folder, env=env, input=b"WP01", capture_output=True,
+                       check=True)  # fmt: skip
+        calls["implement"].append(time.time() - spawned)
         prompt.write_text("WP01")
         time.sleep(pause)
         spawned = time.time()
@@ -492,6 +501,8 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     return {
         "agent_start": median(agent),
         "agent_exit": median(exits),
+        "implement_call": median(calls["implement"]),
+        "review_call": median(calls["review"]),
         "supervisor_start": max(0.0, median(supervised) - median(agent)),
         "git": median(rev_parse),
         "worktree_add": median(worktree),
@@ -499,6 +510,8 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
         "samples": {
             "agent_start": agent,
             "agent_exit": exits,
+            "implement_call": calls["implement"],
+            "review_call": calls["review"],
             "supervisor_start": supervised,
             "git": rev_parse,
             "worktree_add": worktree,
