@@ -11,7 +11,9 @@ its agent. Anything else, say a dependency that was sent back and changed, takes
 made again (merging what is already merged changes nothing).
 
 Only 0.x features are prepared: a 3.x mission's workspace is made by spec-kitty when the WP is claimed.
-When a run of every WP starts its first task, the other WPs ready then are prepared too.
+In a run of every WP, the WPs ready from the start are prepared too, :data:`AHEAD` of them at a time in the order
+doit starts them: a new one each time one of them starts. (Preparing all of them at once, a feature of 500 WPs
+spent its first seconds on a hundred checkouts, beside the agents on the critical path.)
 The thread is started only once doit's workers exist: a worker forked while the thread runs git would inherit
 the pipes of that git process and hold them open, and the thread would wait for their end forever (doit forks all
 its workers before it starts the first task, and each agent's forked supervisor closes what it inherits at once).
@@ -39,6 +41,7 @@ from kittydoit.context import Context
 log = logging.getLogger(__name__)
 
 NICE = 10  # how much lower the preparing thread's CPU priority is than the orchestrator's (see the module's docstring)
+AHEAD = 4  # WPs ready from the start that are prepared ahead of their turn at a time (see the module docstring)
 GATE = 0.05  # seconds a preparation waits at most for the agent of the task that set it off to start
 _LOOK = 0.002  # seconds between looks for that agent's pid file
 
@@ -51,6 +54,8 @@ class Preparer:
         self._todo: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()  # (WP, WP whose agent to await)
         self._thread: threading.Thread | None = None
         self._queued: set[str] = set()
+        self._unstarted: set[str] = set()  # queued WPs whose implement has not started
+        self._later: list[str] = []  # WPs ready from the start, not queued yet, in the order doit starts them
         self._dependants: dict[str, list[str]] = {}
         for wp in ctx.feature.wps.values():
             for dep in wp.dependencies:
@@ -61,9 +66,20 @@ class Preparer:
         WP, prepare the other WPs ready now, in the order doit will start them, once *first*'s agent has started."""
         if self.ctx.feature.format != "0.x" or not set(selected) <= {"implement", "review", "run"}:
             return
-        for wp_id in self.ctx.feature.schedule_order():
-            if wp_id != first and self._ready(wp_id):
-                self._queue(wp_id, first)
+        self._later = [wp_id for wp_id in self.ctx.feature.schedule_order() if wp_id != first and self._ready(wp_id)]
+        self._later.reverse()  # taken from the end
+        self._top_up(first)
+
+    def started(self, wp_id: str) -> None:
+        """Note that *wp_id*'s implement has started: prepare the next WP ready from the start, if any."""
+        self._unstarted.discard(wp_id)
+        self._top_up(wp_id)
+
+    def _top_up(self, after: str) -> None:
+        while self._later and len(self._unstarted) < AHEAD:
+            wp_id = self._later.pop()
+            if self._ready(wp_id):
+                self._queue(wp_id, after)
 
     def implemented(self, wp_id: str) -> None:
         """Note that *wp_id*'s implement succeeded: once its reviewer has started, prepare each dependant whose
@@ -77,6 +93,7 @@ class Preparer:
     def _queue(self, wp_id: str, after: str) -> None:
         if wp_id not in self._queued:
             self._queued.add(wp_id)
+            self._unstarted.add(wp_id)
             self._start()
             self._todo.put((wp_id, after))
 

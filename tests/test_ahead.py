@@ -130,3 +130,17 @@ def test_a_preparation_waits_for_the_agent_that_set_it_off_and_runs_at_a_lower_p
     preparer.close()
     assert ctx.paths.worktree("WP04").exists()
     assert priorities == [os.getpriority(os.PRIO_PROCESS, 0) + ahead.NICE]
+
+
+def test_a_run_prepares_the_wps_ready_from_the_start_a_few_at_a_time(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 9)})
+    ctx = load_context(repo.root, None, cache=False)
+    order = [wp for wp in ctx.feature.schedule_order() if wp != "WP01"]
+    preparer = ahead.Preparer(ctx)
+    preparer.starting(["implement", "review"], "WP01")  # WP01 is the run's first task
+    preparer.close()
+    prepared = [wp for wp in order if ctx.paths.worktree(wp).exists()]
+    assert prepared == order[: ahead.AHEAD]  # the next ones in doit's order, not all seven
+    preparer.started(order[0])  # one of them starts: one more is prepared
+    preparer.close()
+    assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[: ahead.AHEAD + 1]
