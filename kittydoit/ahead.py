@@ -18,11 +18,13 @@ The thread is started only once doit's workers exist: a worker forked while the 
 the pipes of that git process and hold them open, and the thread would wait for their end forever (doit forks all
 its workers before it starts the first task, and each agent's forked supervisor closes what it inherits at once).
 A preparation must not slow down what is on the critical path at that moment: the orchestrator handing the
-next task to a worker, and that worker starting its agent. So the thread waits until the agent of the task that
-set it off has started (its pid file appears; :data:`GATE` at most), and it and the git processes it starts run
-at a lower CPU priority (nice 10; Linux keeps it per thread and children inherit it). Without the wait the thread
-took the interpreter's lock while doit was dispatching (3-10 ms later to the next agent); without the lower
-priority, on a 2-core machine, a ``git worktree add`` beside an agent's start made that start 5-10 ms slower.
+next task to a worker, and that worker starting its agent. So after a task's success the thread waits until doit
+has handed out the next task (the reporter hears of its start; :data:`GATE` at most), and it and the git
+processes it starts run at a lower CPU priority (nice 10; Linux keeps it per thread and children inherit it).
+Without the wait the thread took the interpreter's lock while doit was dispatching (3-10 ms later to the next
+agent); without the lower priority, on a 2-core machine, a ``git worktree add`` beside an agent's start made that
+start 5-10 ms slower. (Waiting for the next agent's start instead cost more than it saved: with agents that
+answer at once, the dependant's implement then waited for its preparation.)
 A WP being prepared and its implement never overlap: both hold the WP's preparation lock
 (:func:`kittydoit.workflow.preparing`); the thread skips a WP whose lock is taken or whose worktree exists.
 """
@@ -34,7 +36,6 @@ import logging
 import os
 import queue
 import threading
-import time
 
 from kittydoit.context import Context
 
@@ -42,8 +43,7 @@ log = logging.getLogger(__name__)
 
 NICE = 10  # how much lower the preparing thread's CPU priority is than the orchestrator's (see the module's docstring)
 AHEAD = 4  # WPs ready from the start that are prepared ahead of their turn at a time (see the module docstring)
-GATE = 0.05  # seconds a preparation waits at most for the agent of the task that set it off to start
-_LOOK = 0.002  # seconds between looks for that agent's pid file
+GATE = 0.05  # seconds a preparation waits at most for doit to hand out the next task (see the module docstring)
 
 
 class Preparer:
@@ -51,7 +51,8 @@ class Preparer:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._todo: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()  # (WP, WP whose agent to await)
+        self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._dispatched = threading.Event()  # set: doit has handed out the task that follows the last success
         self._thread: threading.Thread | None = None
         self._queued: set[str] = set()
         self._unstarted: set[str] = set()  # queued WPs whose implement has not started
@@ -63,39 +64,44 @@ class Preparer:
 
     def starting(self, selected: list[str], first: str) -> None:
         """Note that a run of *selected* has started its first task, one of WP *first*: when that is a run of every
-        WP, prepare the other WPs ready now, in the order doit will start them, once *first*'s agent has started."""
+        WP, prepare the WPs ready now, :data:`AHEAD` at a time, in the order doit will start them."""
         if self.ctx.feature.format != "0.x" or not set(selected) <= {"implement", "review", "run"}:
             return
         self._later = [wp_id for wp_id in self.ctx.feature.schedule_order() if wp_id != first and self._ready(wp_id)]
         self._later.reverse()  # taken from the end
-        self._top_up(first)
+        self._dispatched.set()
+        self._top_up()
 
-    def started(self, wp_id: str) -> None:
-        """Note that *wp_id*'s implement has started: prepare the next WP ready from the start, if any."""
-        self._unstarted.discard(wp_id)
-        self._top_up(wp_id)
+    def started(self, wp_id: str, phase: str) -> None:
+        """Note that doit has handed out *phase* of *wp_id*: preparations may go on; after an implement, prepare
+        the next WP ready from the start, if any."""
+        self._dispatched.set()
+        if phase == "implement":
+            self._unstarted.discard(wp_id)
+            self._top_up()
 
-    def _top_up(self, after: str) -> None:
+    def _top_up(self) -> None:
         while self._later and len(self._unstarted) < AHEAD:
             wp_id = self._later.pop()
             if self._ready(wp_id):
-                self._queue(wp_id, after)
+                self._queue(wp_id)
 
     def implemented(self, wp_id: str) -> None:
-        """Note that *wp_id*'s implement succeeded: once its reviewer has started, prepare each dependant whose
-        dependencies are all implemented."""
+        """Note that *wp_id*'s implement succeeded: once doit has handed out the next task, prepare each dependant
+        whose dependencies are all implemented."""
         if self.ctx.feature.format != "0.x":
             return
+        self._dispatched.clear()
         for dependant in self._dependants.get(wp_id, ()):
             if self._ready(dependant):
-                self._queue(dependant, wp_id)
+                self._queue(dependant)
 
-    def _queue(self, wp_id: str, after: str) -> None:
+    def _queue(self, wp_id: str) -> None:
         if wp_id not in self._queued:
             self._queued.add(wp_id)
             self._unstarted.add(wp_id)
             self._start()
-            self._todo.put((wp_id, after))
+            self._todo.put(wp_id)
 
     def close(self, timeout: float = 30.0) -> None:
         """Let the preparation under way finish (a half-made worktree would wait for the next run's repair)."""
@@ -125,16 +131,9 @@ class Preparer:
         with contextlib.suppress(OSError, AttributeError):  # elsewhere it competes as an equal
             me = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICE))
-        while (item := self._todo.get()) is not None:
-            wp_id, after = item
-            self._await_agent(after)
+        while (wp_id := self._todo.get()) is not None:
+            self._dispatched.wait(GATE)
             try:
                 prepare(self.ctx, wp_id)
             except Exception as error:  # the implement prepares it again and reports what fails
                 log.debug("preparing %s ahead failed: %s", wp_id, error)
-
-    def _await_agent(self, wp_id: str) -> None:
-        """Wait until an agent of *wp_id* runs (its pid file exists), :data:`GATE` seconds at most."""
-        pid_file, end = self.ctx.paths.pid_file(wp_id), time.monotonic() + GATE
-        while not pid_file.exists() and time.monotonic() < end:
-            time.sleep(_LOOK)

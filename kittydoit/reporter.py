@@ -191,8 +191,8 @@ class Reporter:
             if self._selected is not None:  # doit's workers exist now: see kittydoit.ahead on forks
                 self._ahead.starting(self._selected, wp)
                 self._selected = None
-            elif phase == "implement":
-                self._ahead.started(wp)
+            else:
+                self._ahead.started(wp, phase)
             self._start_ticker()
             self.outcomes.started.add(wp)
             self.outcomes.implemented.discard(wp)

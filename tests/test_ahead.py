@@ -105,7 +105,7 @@ def test_a_review_resumed_by_a_later_run_runs_in_the_wps_worktree(tmp_path: Path
     assert {c["cwd"] for c in reviews} == {str(repo.root / ".worktrees" / f"{FEATURE}-WP01")}
 
 
-def test_a_preparation_waits_for_the_agent_that_set_it_off_and_runs_at_a_lower_priority(
+def test_a_preparation_waits_for_doit_to_hand_out_the_next_task_and_runs_at_a_lower_priority(
     two_done: tuple[Repo, Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, ctx = two_done
@@ -122,11 +122,10 @@ def test_a_preparation_waits_for_the_agent_that_set_it_off_and_runs_at_a_lower_p
 
     monkeypatch.setattr(workflow, "prepare", prepare)
     preparer = ahead.Preparer(ctx)
-    preparer.implemented("WP03")  # WP03's reviewer has not started: nothing happens yet
+    preparer.implemented("WP03")  # doit has not handed out WP03's review yet: nothing happens
     time.sleep(0.3)
     assert not ctx.paths.worktree("WP04").exists() and priorities == []
-    ctx.paths.pid_file("WP03").parent.mkdir(parents=True, exist_ok=True)
-    ctx.paths.pid_file("WP03").write_text("{}\n")  # ... and now it has
+    preparer.started("WP03", "review")  # ... and now it has
     preparer.close()
     assert ctx.paths.worktree("WP04").exists()
     assert priorities == [os.getpriority(os.PRIO_PROCESS, 0) + ahead.NICE]
@@ -141,6 +140,6 @@ def test_a_run_prepares_the_wps_ready_from_the_start_a_few_at_a_time(tmp_path: P
     preparer.close()
     prepared = [wp for wp in order if ctx.paths.worktree(wp).exists()]
     assert prepared == order[: ahead.AHEAD]  # the next ones in doit's order, not all seven
-    preparer.started(order[0])  # one of them starts: one more is prepared
+    preparer.started(order[0], "implement")  # one of them starts: one more is prepared
     preparer.close()
     assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[: ahead.AHEAD + 1]
