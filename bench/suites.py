@@ -319,6 +319,8 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
             results[dag.name]["runs"].append(
                 {**timing.as_json(), "fixed": ends["startup"] + ends["tail"], "agents": inside + outside}
             )
+            if rep == settings.repeat - 1:
+                results[dag.name]["worktree_add"] = _worktree_add(repo)
             if rep == settings.repeat - 1 and dag is dags[-1]:
                 kept = repo
             else:
@@ -339,6 +341,20 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
         record["kittydoit_per_wp"] = (record["wall"] - record["fixed"]) / n - per_call_run
         record["kittydoit_per_wp_all"] = record["per_wp"] - per_call_run
     return list(results.values()), kept
+
+
+def _worktree_add(repo: Path, times: int = 3) -> float:
+    """Return the median time of a ``git worktree add`` of a new branch in *repo* as a run left it (its files and
+    its WPs' worktrees: git checks out every file and reads every registered worktree)."""
+    took = []
+    for number in range(times):
+        path = repo.parent / f"{repo.name}-floor-{number}"
+        started = time.perf_counter()
+        git(repo, "worktree", "add", "-q", "-b", f"bench-floor-{number}", str(path))
+        took.append(time.perf_counter() - started)
+        git(repo, "worktree", "remove", "--force", str(path))
+        git(repo, "branch", "-q", "-D", f"bench-floor-{number}")
+    return median(took)
 
 
 def profile(settings: Settings, size: int) -> dict[str, Any]:

@@ -315,3 +315,14 @@ def test_the_makespan_floor_counts_whole_agent_calls_when_the_floors_measured_th
     # less its first call's start (0.277 - 0.018): 6 + 3 * 0.116 + 0.259 = 6.607 s, +10.1 % over the bound
     assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | +10.1 % |" in text
     assert "| i | fake agent: a whole implement call that sleeps no time" in text
+
+
+def test_the_flatness_floor_is_the_growth_of_a_worktree_checkout_when_it_was_measured() -> None:
+    data = _issue11_data(review=[[0.2]], per_wp=(0.2, 0.5), list_first=0.5)
+    small, big = sorted(data["overhead"], key=lambda r: r["wps"])
+    small["worktree_add"], big["worktree_add"] = 0.010, 0.060
+    text = report.render(data)
+    flat = _target_row(text, "... and flat")
+    assert flat[2] == "missed"
+    assert flat[3].startswith("3.08x: a WP's worktree is a checkout of the whole repository")  # (60 + 14) / (10 + 14)
+    assert "| 500 | " in text and text.count(" | 60 ms |") >= 1
