@@ -36,7 +36,6 @@ from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
 from kittydoit.feature import FINISHED_3X
-from kittydoit.lanes.orchestrated import refused_policies
 from kittydoit.process import HELD_SIGNALS, stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
@@ -109,6 +108,8 @@ class Session:
             self.speckitty_note = speckitty.start(
                 self.ctx.paths.logs / "spec-kitty-server.log", plain_flag=self.ctx.paths.state / "spec-kitty-plain"
             )
+            from kittydoit.lanes.orchestrated import refused_policies  # noqa: PLC0415  # 3.x only
+
             problems = refused_policies(speckitty, self.ctx.config)
         except SpecKittyFailure as failure:  # spec-kitty is there but broken: nothing can move a lane
             speckitty.close()

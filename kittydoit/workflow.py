@@ -34,7 +34,6 @@ from kittydoit.errors import ConfigError
 from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, Lanes, LaneStore
-from kittydoit.lanes.orchestrated import MissionLanes
 from kittydoit.slots import Slots
 from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
 
@@ -98,6 +97,8 @@ def open_lanes(ctx: Context) -> LaneStore:
     if ctx.feature.format == "3.x":
         if ctx.speckitty is None:
             raise ConfigError(None, "a 3.x mission's lanes move through spec-kitty, which this run has not started")
+        from kittydoit.lanes.orchestrated import MissionLanes  # noqa: PLC0415  # 0.x runs never need it
+
         return MissionLanes(ctx.feature, ctx.speckitty, ctx.paths.state / "bases")
     if _LANES.get("ctx") is not ctx or _LANES.get("pid") != os.getpid():
         lanes = Lanes(ctx.feature, ctx.clock, ctx.git, ctx.config.commit_lane_changes)
