@@ -132,7 +132,8 @@ class Preparer:
             me = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICE))
         while (wp_id := self._todo.get()) is not None:
-            self._dispatched.wait(GATE)
+            if not self._dispatched.wait(GATE):
+                self._dispatched.set()  # nothing was handed out (say, every worker is busy): go on, all of them
             try:
                 prepare(self.ctx, wp_id)
             except Exception as error:  # the implement prepares it again and reports what fails
