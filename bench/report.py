@@ -289,13 +289,15 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
         big = max(overhead, key=lambda r: r["wps"])
         flat = big["kittydoit_per_wp"] / small["kittydoit_per_wp"]
         flat_floor = "none: the machine's costs do not grow with the feature; the growth is kittydoit's (see the profile)"
-        if floor and "worktree_add" in small and "worktree_add" in big:
-            e2 = 2 * data["floors"]["supervisor_start"]
-            grown = (big["worktree_add"] + e2) / (small["worktree_add"] + e2)
+        if "worktree_add" in small and "worktree_add" in big:
+            grown = big["kittydoit_per_wp"] - small["kittydoit_per_wp"]
+            checkout = big["worktree_add"] - small["worktree_add"]
             flat_floor = (
-                f"{grown:.2f}x: a WP's worktree is a checkout of the whole repository, and `git worktree add` also "
-                f"reads every registered worktree: {_ms(small['worktree_add'])} at {small['wps']} WPs, "
-                f"{_ms(big['worktree_add'])} at {big['wps']} (c + 2 e at each size; see Overhead)"
+                f"what grows is each WP's checkout: `git worktree add` writes every file of the repository and "
+                f"reads every registered worktree, {_ms(small['worktree_add'])} at {small['wps']} WPs and "
+                f"{_ms(big['worktree_add'])} at {big['wps']} (+{_ms(checkout)}); kittydoit's cost per WP grew "
+                f"{'+' if grown >= 0 else ''}{_ms(grown)}, the checkout being made beside the agents "
+                "(kittydoit.ahead); see Overhead"
             )
         rows.append(_row(
             f"... and flat: the {big['wps']}-WP figure within 20 % of the {small['wps']}-WP figure",
