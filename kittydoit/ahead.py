@@ -12,7 +12,8 @@ made again (merging what is already merged changes nothing).
 
 Only 0.x features are prepared: a 3.x mission's workspace is made by spec-kitty when the WP is claimed.
 In a run of every WP, the WPs ready from the start are prepared too, :data:`AHEAD` of them at a time in the order
-doit starts them: a new one each time one of them starts. (Preparing all of them at once, a feature of 500 WPs
+doit starts them, a new one each time one of them starts; not those doit hands out with the first task, one per
+worker. (Preparing all of them at once, a feature of 500 WPs
 spent its first seconds on a hundred checkouts, beside the agents on the critical path.)
 The thread is started only once doit's workers exist: a worker forked while the thread runs git would inherit
 the pipes of that git process and hold them open, and the thread would wait for their end forever (doit forks all
@@ -49,8 +50,9 @@ GATE = 0.05  # seconds a preparation waits at most for doit to hand out the next
 class Preparer:
     """Prepares the worktrees of WPs whose dependencies are all implemented, one at a time, in a daemon thread."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, workers: int = 1) -> None:
         self.ctx = ctx
+        self.workers = workers  # doit's; as many tasks are handed out at once when a run starts
         self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._dispatched = threading.Event()  # set: doit has handed out the task that follows the last success
         self._thread: threading.Thread | None = None
@@ -67,7 +69,10 @@ class Preparer:
         WP, prepare the WPs ready now, :data:`AHEAD` at a time, in the order doit will start them."""
         if self.ctx.feature.format != "0.x" or not set(selected) <= {"implement", "review", "run"}:
             return
-        self._later = [wp_id for wp_id in self.ctx.feature.schedule_order() if wp_id != first and self._ready(wp_id)]
+        ready = [wp_id for wp_id in self.ctx.feature.schedule_order() if wp_id != first and self._ready(wp_id)]
+        # the next ones in doit's order are being handed out with *first*, one per worker: their implements make
+        # their own worktrees (preparing them too would have them wait for this slower thread)
+        self._later = ready[self.workers - 1 :]
         self._later.reverse()  # taken from the end
         self._dispatched.set()
         self._top_up()

@@ -67,7 +67,7 @@ def doit_config(ctx: Context) -> dict[str, Any]:
         "dep_file": ctx.paths.rel(ctx.paths.db),
         "default_tasks": list(PHASES),  # the groups standing for every WP's phase
         "continue": True,  # independent WPs go on when one fails
-        "reporter": Reporter(ctx),
+        "reporter": Reporter(ctx, workers=requested_workers(sys.argv[1:])),
         # Even one worker runs tasks in a child process: when the orchestrator is killed, that worker
         # stops its agent (see workflow._tie_to_orchestrator). `-n 0` runs tasks in the main process.
         "num_process": 1,
@@ -87,6 +87,27 @@ def runs_tasks(args: Sequence[str]) -> bool:
     if rest and rest[0] in commands:
         return bool(commands[rest[0]].execute_tasks)
     return True  # no command name first: doit runs `run` (another plugin's command is taken to run tasks too)
+
+
+def requested_workers(args: Sequence[str]) -> int:
+    """Return how many workers doit's command line *args* asks for (``-n``/``--process``; 1, kittydoit's default,
+    when it asks for none or for ``-n 0``). Read as doit reads options, before and after the command name; a
+    command line doit rejects gives 1 (doit reports it)."""
+    rest = _without_loader_options(args)
+    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
+    options = (*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options)
+    parser = CmdParse([CmdOption(opt) for opt in options])
+    workers = 1
+    while rest:
+        if not rest[0].startswith("-"):
+            rest = rest[1:]  # the command's name, or a task's
+            continue
+        try:
+            found, rest = parser.parse_only(rest)
+        except (CmdParseError, KeyError, ValueError):
+            return 1
+        workers = int(found.get("num_process", workers))
+    return max(workers, 1)
 
 
 def options_then_run(args: Sequence[str]) -> list[str] | None:

@@ -129,7 +129,14 @@ class Reporter:
 
     desc = "kittydoit: live progress in a terminal, one line per event otherwise; summary and JSON report"
 
-    def __init__(self, ctx: Context, outstream: IO[str] | None = None, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        ctx: Context,
+        outstream: IO[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        workers: int = 1,
+    ):
         self.ctx = ctx
         self.out = outstream or sys.stdout
         self.environ = os.environ if environ is None else environ
@@ -148,7 +155,7 @@ class Reporter:
         self._view: View = PlainView(self.out, self._stamp)
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
-        self._ahead = Preparer(ctx)  # worktrees made while the last dependency is in review
+        self._ahead = Preparer(ctx, workers)  # worktrees made while the last dependency is in review
         self._selected: list[str] | None = None  # the tasks this run was asked for, until its first task starts
 
     # ---- doit's reporter protocol ---------------------------------------------------------------------------

@@ -143,3 +143,13 @@ def test_a_run_prepares_the_wps_ready_from_the_start_a_few_at_a_time(tmp_path: P
     preparer.started(order[0], "implement")  # one of them starts: one more is prepared
     preparer.close()
     assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[: ahead.AHEAD + 1]
+
+
+def test_the_wps_doit_hands_out_with_the_first_task_are_left_to_their_own_implements(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 9)})
+    ctx = load_context(repo.root, None, cache=False)
+    order = [wp for wp in ctx.feature.schedule_order() if wp != "WP01"]
+    preparer = ahead.Preparer(ctx, workers=3)  # `-n 3`: WP01 and the next two start at once
+    preparer.starting(["implement", "review"], "WP01")
+    preparer.close()
+    assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[2 : 2 + ahead.AHEAD]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kittydoit.dodo import options_then_run, runs_tasks
+from kittydoit.dodo import options_then_run, requested_workers, runs_tasks
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,21 @@ def test_options_then_run_is_found_with_doits_own_parser(argv: str, tasks: list[
 )
 def test_runs_tasks_tells_the_commands_that_need_agents(argv: str, runs: bool) -> None:
     assert runs_tasks(argv.split()) is runs
+
+
+@pytest.mark.parametrize(
+    ("args", "workers"),
+    [
+        (["run"], 1),
+        ([], 1),
+        (["-n", "4", "run", "implement", "review"], 4),
+        (["run", "-n", "4"], 4),
+        (["run", "--process=3", "implement"], 3),
+        (["-f", "dodo.py", "-n", "5"], 5),
+        (["feature=001-x", "-n", "2"], 2),
+        (["-n", "0", "run"], 1),  # doit runs the tasks in its own process: one at a time
+        (["run", "-n", "many"], 1),  # doit rejects it and says so
+    ],
+)
+def test_the_workers_asked_for_are_read_as_doit_reads_them(args: list[str], workers: int) -> None:
+    assert requested_workers(args) == workers
