@@ -81,8 +81,7 @@ def runs_tasks(args: Sequence[str]) -> bool:
     Commands that only read or forget (``list``, ``info``, ``forget``, ...) need no agents, so they work without
     usable agent settings. Read as doit reads it: loader options, then variables, then the command, if any.
     """
-    rest = _without_loader_options(args)
-    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
+    rest = _options_and_words(args)
     commands = {cmd.get_name(): cmd for cmd in DoitMain.DOIT_CMDS}
     if rest and rest[0] in commands:
         return bool(commands[rest[0]].execute_tasks)
@@ -93,10 +92,8 @@ def requested_workers(args: Sequence[str]) -> int:
     """Return how many workers doit's command line *args* asks for (``-n``/``--process``; 1, kittydoit's default,
     when it asks for none or for ``-n 0``). Read as doit reads options, before and after the command name; a
     command line doit rejects gives 1 (doit reports it)."""
-    rest = _without_loader_options(args)
-    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
-    options = (*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options)
-    parser = CmdParse([CmdOption(opt) for opt in options])
+    rest = _options_and_words(args)
+    parser = _run_parser()
     workers = 1
     while rest:
         if not rest[0].startswith("-"):
@@ -117,13 +114,11 @@ def options_then_run(args: Sequence[str]) -> list[str] | None:
     as the name of a task, and stops: there is none. This reads *args* with doit's own option parser, as doit
     does, to find that case.
     """
-    rest = _without_loader_options(args)
-    rest = [arg for arg in rest if arg.startswith("-") or "=" not in arg]  # without variables (feature=...)
+    rest = _options_and_words(args)
     if not rest or not rest[0].startswith("-"):
         return None  # a command first (`doit run -n 4`), or a task: doit reads it right
-    options = (*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options)
     try:
-        _, positional = CmdParse([CmdOption(opt) for opt in options]).parse(rest)
+        _, positional = _run_parser().parse(rest)
     except CmdParseError:
         return None  # doit reports it
     if not positional or positional[0] != "run":
@@ -143,6 +138,18 @@ def run_as_task(tasks: Sequence[str]) -> dict[str, Any]:
         "actions": None,
         "task_dep": [] if tasks else list(PHASES),
     }
+
+
+def _options_and_words(args: Sequence[str]) -> list[str]:
+    """Return doit's command line *args* without the loader's options and without variables (``feature=...``)."""
+    return [arg for arg in _without_loader_options(args) if arg.startswith("-") or "=" not in arg]
+
+
+def _run_parser() -> CmdParse:
+    """Return a parser of the options ``doit run`` takes (its own and every command's)."""
+    return CmdParse(
+        [CmdOption(opt) for opt in (*DoitCmdBase.base_options, *DodoTaskLoader.cmd_options, *Run.cmd_options)]
+    )
 
 
 def _without_loader_options(args: Sequence[str]) -> list[str]:

@@ -11,7 +11,6 @@ an agent left behind, and a hook or a passphrase prompt must not stall an unatte
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kittydoit.process import signals_held
+from kittydoit.state import locked
 
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kittydoit",
@@ -124,13 +124,8 @@ class Git:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the repository-wide lock for operations that change shared git state."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked(self.lock_path):
+            yield
 
     # ---- queries ----------------------------------------------------------------------------------------
 
@@ -329,17 +324,16 @@ class Git:
         In the usual case the agent left nothing to commit, and git's status and the diff of the agent's own
         commits run side by side: one git process less between an implementer's exit and its reviewer's start.
         """
-        args = _STATUS
         with signals_held():
             status = subprocess.Popen(
-                ["git", *_CONFIG, *args], cwd=worktree, env=self.env(), stdin=subprocess.DEVNULL,
+                ["git", *_CONFIG, *_STATUS], cwd=worktree, env=self.env(), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             try:
                 diff = self.diff(worktree, base)
             finally:
                 out, err = status.communicate()
-        self._check(args, subprocess.CompletedProcess(status.args, status.returncode, out, err))
+        self._check(_STATUS, subprocess.CompletedProcess(status.args, status.returncode, out, err))
         if out.strip() and self._commit_leftovers(worktree, message):
             return self.diff(worktree, base)
         return diff

@@ -120,13 +120,18 @@ def write_atomic(path: Path, text: str | bytes) -> None:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on *lock_path* (created when missing)."""
+def locked(lock_path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on *lock_path* (created when missing); yield whether it is held, which it always is
+    when *wait* (otherwise it is not when another holds it)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -219,13 +224,14 @@ class AgentHealth:
         succeeded less than :data:`_SUCCESS_FRESH` seconds ago changes nothing worth a write: ``last_success``
         is kept to within that. Every other outcome is written under the lock.
         """
-        if outcome in ("success", "hung_after_finish") and not cooldown and self._healthy(agent_id):
+        succeeded = outcome in ("success", "hung_after_finish")
+        if succeeded and not cooldown and self._healthy(agent_id):
             return
         with locked(self.path.with_suffix(".lock")):
             data = self.snapshot()
             entry = data.setdefault(agent_id, {"consecutive_failures": 0, "last_success": None})
             now = self.clock()
-            if outcome in ("success", "hung_after_finish"):
+            if succeeded:
                 entry.update(consecutive_failures=0, last_success=iso(now))
             else:
                 entry["consecutive_failures"] = int(entry.get("consecutive_failures", 0)) + 1

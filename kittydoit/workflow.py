@@ -14,7 +14,6 @@ Failures travel as exceptions inside this module and become a doit ``TaskFailed`
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -35,7 +34,7 @@ from kittydoit.feature import WorkPackage
 from kittydoit.git import Diff, GitError
 from kittydoit.lanes import NO_DETAILS, Feedback, LaneError, Lanes, LaneStore
 from kittydoit.slots import Slots
-from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, read_json, write_atomic
+from kittydoit.state import DONE, FAILED, AgentHealth, WPRecord, locked, read_json, write_atomic
 
 
 class WPFailure(Exception):
@@ -192,23 +191,7 @@ def prepare(ctx: Context, wp_id: str) -> None:
 
 def preparing(ctx: Context, wp_id: str, *, wait: bool) -> contextlib.AbstractContextManager[bool]:
     """Hold *wp_id*'s preparation lock (waiting for it when *wait*); yield whether it is held."""
-    return _flock(ctx.paths.wp_lock(wp_id).with_suffix(".prepare"), wait=wait)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, *, wait: bool) -> Iterator[bool]:
-    """Hold an exclusive lock on *path* (waiting for it when *wait*); yield whether it is held."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(ctx.paths.wp_lock(wp_id).with_suffix(".prepare"), wait=wait)
 
 
 def _prepared(ctx: Context, wp_id: str) -> Path:
@@ -539,7 +522,7 @@ def _read_marker(path: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _wp_lock(ctx: Context, wp_id: str) -> Iterator[None]:
     """Hold a WP for this run: a second run (say, one without kittydoit's reporter) cannot work on it too."""
-    with _flock(ctx.paths.wp_lock(wp_id), wait=False) as held:
+    with locked(ctx.paths.wp_lock(wp_id), wait=False) as held:
         if not held:
             raise WPFailure("another kittydoit run is working on it; let that run finish first")
         yield
