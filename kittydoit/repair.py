@@ -1,7 +1,8 @@
 """Repair what a killed run left in a WP's own git worktree and branch, before the WP's next step.
 
 A run killed in the middle of a git command leaves git's markers of an unfinished operation: a worktree still
-``locked`` as "initializing" by ``git worktree add``, an ``index.lock``, a ``HEAD.lock`` or a lock on the WP's
+``locked`` as "initializing" by ``git worktree add`` (or by kittydoit, which makes a WP's worktree as git does:
+see kittydoit.git.Git._add_directly), an ``index.lock``, a ``HEAD.lock`` or a lock on the WP's
 branch ref, a ``MERGE_HEAD`` of a merge that never committed. git refuses to go on while they are there, and tells
 the user to remove them by hand. kittydoit removes them itself, and says so in the WP's log, only when all hold:
 
@@ -23,18 +24,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from kittydoit.context import Context
-from kittydoit.git import GitError
+from kittydoit.git import PLAIN_NAME, GitError
 from kittydoit.session import running_pid
 from kittydoit.state import read_json, write_atomic
 
 _OURS = "kittydoit: merge "  # how kittydoit's merge messages start (see kittydoit.git.Git.merge)
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a worktree basename git keeps as it is for its admin folder's name
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,11 @@ class _Where:
         return [path for path in found if path.exists()]
 
     def half_made(self) -> bool:
-        """Tell whether ``git worktree add`` was cut off: the worktree is still locked by git itself.
+        """Tell whether the making of the worktree was cut off: it is still locked as it is while it is made.
 
-        git locks a worktree while it makes it, with the reason "initializing" (translated in other locales, so a
-        lock on a worktree that has no index yet counts too); a lock a person set on a finished worktree does not.
+        git (and kittydoit: see kittydoit.git.Git._add_directly) locks a worktree while it makes it, with the reason
+        "initializing" (translated in other locales, so a lock on a worktree that has no index yet counts too); a
+        lock a person set on a finished worktree does not.
         """
         if self.admin is None:
             return False
@@ -125,7 +125,7 @@ def _repair(ctx: Context, wp_id: str, where: _Where, *, half_made: bool, merging
     if half_made and where.admin is not None:
         shutil.rmtree(where.worktree, ignore_errors=True)
         shutil.rmtree(where.admin, ignore_errors=True)
-        done.append(f"repaired: removed the half-made worktree {shown} (a `git worktree add` cut off by a killed run)")
+        done.append(f"repaired: removed the half-made worktree {shown} (its checkout cut off by a killed run)")
     for lock in where.locks():
         lock.unlink(missing_ok=True)
         done.append(f"repaired: removed {ctx.paths.rel(lock)} (left by a git command cut off by a killed run)")
@@ -164,7 +164,7 @@ def _registered(admins: Path, worktree: Path) -> Path | None:
     A basename git may rewrite for the folder's name (not a plain ``[A-Za-z0-9_-]`` name) is looked for in all.
     """
     name, target, found = worktree.name, str(worktree / ".git"), None
-    every = _PLAIN_NAME.fullmatch(name) is None
+    every = PLAIN_NAME.fullmatch(name) is None
     with contextlib.suppress(OSError):  # no .git/worktrees/: no worktree was ever added
         for folder in sorted(entry for entry in os.listdir(admins) if every or entry.startswith(name)):
             with contextlib.suppress(OSError):

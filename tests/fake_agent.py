@@ -109,7 +109,10 @@ def _act(role: str, wp: str, count: int, step: dict, state: Path, *, prompt: str
 def _count(state: Path, key: str) -> int:
     path = state / f"count-{key}"
     count = int(path.read_text()) + 1 if path.exists() else 1
-    path.write_text(str(count))
+    # replaced whole: a call killed mid-write (the crash tests kill whole runs) must not leave an empty count
+    fresh = path.with_name(f"{path.name}.{os.getpid()}")
+    fresh.write_text(str(count))
+    fresh.replace(path)
     return count
 
 

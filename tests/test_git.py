@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,100 @@ def test_a_new_worktree_is_fresh_and_its_base_is_the_target_plus_dependencies(tm
     base = tool.base(wp, "main", ["dep"])
     assert tool.same_tree(base, fresh_base, cwd=wp)
     assert tool.diff(wp, base).stat.split()[0] == "own.txt"
+
+
+def _made_by(trace: Path) -> str:
+    """Return how the traced git calls made a worktree: with `git worktree add`, or kittydoit's own way."""
+    calls = trace.read_text()
+    return "git worktree add" if "built-in: git worktree add" in calls else "directly"
+
+
+def test_a_new_worktree_is_made_without_git_worktree_add_and_git_sees_it_as_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    (repo.root / "src").mkdir()
+    for n in range(20):
+        (repo.root / "src" / f"f{n}.txt").write_text(f"{n}\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "files")
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    tool = Git(repo.root, tmp_path / "git.lock")
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    assert tool.prepare_worktree(worktree, "001-demo-WP01", "main")
+    assert _made_by(trace) == "directly"
+    monkeypatch.delenv("GIT_TRACE")
+    listed = git(repo.root, "worktree", "list", "--porcelain")
+    assert f"worktree {worktree}\nHEAD {tool.rev('main')}\nbranch refs/heads/001-demo-WP01\n" in listed
+    assert "locked" not in listed and not git(worktree, "status", "--porcelain")  # whole and clean
+    assert sorted(p.name for p in (worktree / "src").iterdir()) == sorted(f"f{n}.txt" for n in range(20))
+    assert "branch: Created from main" in git(repo.root, "reflog", "show", "001-demo-WP01")
+    (worktree / "work.txt").write_text("work\n")
+    assert tool.commit_all(worktree, "work")
+    assert git(repo.root, "log", "-1", "--format=%s", "001-demo-WP01") == "work\n"
+    git(repo.root, "worktree", "remove", str(worktree))  # the README's start-over recipe
+    assert git(repo.root, "worktree", "prune", "--dry-run", "-v") == ""  # nothing dangling left
+
+
+@pytest.mark.parametrize("setting", ["post-checkout hook", "sparse checkout", "existing branch", "stale registration"])
+def test_git_worktree_add_makes_the_worktree_where_it_would_do_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    if setting == "post-checkout hook":
+        hook = repo.root / ".git" / "hooks" / "post-checkout"
+        hook.write_text('#!/bin/sh\ntouch "$(git rev-parse --show-toplevel)/checked-out"\n')
+        hook.chmod(0o755)
+    elif setting == "sparse checkout":
+        git(repo.root, "config", "core.sparseCheckout", "true")
+    elif setting == "existing branch":
+        git(repo.root, "branch", "001-demo-WP01", "main")
+    else:  # a folder deleted by hand: still registered under its name
+        git(repo.root, "worktree", "add", "-q", "-b", "other", str(worktree))
+        shutil.rmtree(worktree)
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    tool = Git(repo.root, tmp_path / "git.lock")
+    tool.prepare_worktree(worktree, "001-demo-WP01", "main")
+    assert _made_by(trace) == "git worktree add"
+    assert git(worktree, "branch", "--show-current").strip() == "001-demo-WP01"
+    assert not (repo.root / ".git" / "worktrees" / "001-demo-WP01" / "locked").exists()
+    if setting == "post-checkout hook":
+        assert (worktree / "checked-out").exists()
+
+
+def test_a_worktree_that_cannot_be_checked_out_is_undone_and_left_to_git_to_report(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    (repo.root / ".gitattributes").write_text("*.bad filter=broken\n")
+    (repo.root / "data.bad").write_text("checked out through a filter that fails\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "a file checked out through a failing filter")
+    git(repo.root, "config", "filter.broken.smudge", "false")
+    git(repo.root, "config", "filter.broken.required", "true")
+    tool = Git(repo.root, tmp_path / "git.lock")
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    with pytest.raises(GitError, match=r"git worktree add .* failed: fatal: data\.bad: smudge filter broken failed"):
+        tool.prepare_worktree(worktree, "001-demo-WP01", "main")
+    assert not worktree.exists() and not list((repo.root / ".git" / "worktrees").iterdir())  # nothing half-made
+
+
+def test_whether_a_branch_exists_is_read_off_gits_files_as_git_answers_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    tool = Git(repo.root, tmp_path / "git.lock")
+    for name in ("WP1", "packed/WP2", "xWP3", "WP4-later", "WP5"):
+        git(repo.root, "branch", name, "main")
+    git(repo.root, "pack-refs", "--all")  # all but the next ones packed
+    git(repo.root, "branch", "WP5-loose", "main")
+    git(repo.root, "symbolic-ref", "refs/heads/WP6", "refs/heads/main")  # a loose ref that is not a commit id
+    asked = ["WP1", "WP2", "packed/WP2", "packed", "WP3", "xWP3", "WP4", "WP5", "WP5-loose", "WP6", "main", "nope"]
+    expected = {b: subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{b}"], cwd=repo.root,
+                                  capture_output=True, check=False).returncode == 0 for b in asked}  # fmt: skip
+    assert {b: tool.branch_exists(b) for b in asked} == expected
+    assert [b for b in asked if expected[b]] == ["WP1", "packed/WP2", "xWP3", "WP5", "WP5-loose", "WP6", "main"]
+    (repo.root / ".git" / "packed-refs").unlink()
+    assert not tool.branch_exists("WP1") and tool.branch_exists("WP5-loose")
 
 
 def test_a_lock_left_in_the_users_checkout_is_named_with_the_command_that_removes_it(tmp_path: Path) -> None:

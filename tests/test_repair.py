@@ -84,7 +84,7 @@ def test_a_half_made_worktree_is_found_under_the_name_git_gave_it_on_a_clash(tmp
     (worktree / ".git").unlink()
     with acquire_run_lock(ctx.paths):
         done = repair.repair(ctx, "WP01")
-    assert done == [f"repaired: removed the half-made worktree .worktrees/{name} (a `git worktree add` cut off by a "
-                    "killed run)"]  # fmt: skip
+    assert done == [f"repaired: removed the half-made worktree .worktrees/{name} (its checkout cut off by a killed "
+                    "run)"]  # fmt: skip
     assert not worktree.exists() and not (admins / f"{name}1").exists()
     assert (admins / name / "gitdir").exists() and (tmp_path / name / ".git").exists()  # the other one is untouched
