@@ -293,8 +293,8 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
             grown = big["kittydoit_per_wp"] - small["kittydoit_per_wp"]
             checkout = big["worktree_add"] - small["worktree_add"]
             flat_floor = (
-                f"what grows is each WP's checkout: `git worktree add` writes every file of the repository and "
-                f"reads every registered worktree, {_ms(small['worktree_add'])} at {small['wps']} WPs and "
+                f"what grows is each WP's checkout: making a new WP's worktree writes every file of the repository, "
+                f"{_ms(small['worktree_add'])} at {small['wps']} WPs and "
                 f"{_ms(big['worktree_add'])} at {big['wps']} (+{_ms(checkout)}); kittydoit's cost per WP grew "
                 f"{'+' if grown >= 0 else ''}{_ms(grown)}, the checkout being made beside the agents "
                 "(kittydoit.ahead); see Overhead"
@@ -341,7 +341,7 @@ def _floors(data: dict[str, Any]) -> str:
         f" bare spawn, to the agent's first line | "
         f"{_ms(f['supervisor_start'])} | {len(f['samples']['supervisor_start'])} |",
         f"| b | one `git rev-parse HEAD` in a small repository | {_ms(f['git'])} | {len(f['samples']['git'])} |",
-        f"| c | `git worktree add` of a new branch in a small repository | {_ms(f['worktree_add'])} | "
+        f"| c | a new WP's worktree, made as kittydoit makes it, in a small repository | {_ms(f['worktree_add'])} | "
         f"{len(f['samples']['worktree_add'])} |",
         f"| d | starting Python (`python -c pass`) | {_ms(f['python'])} | |",
         f"| d' | starting Python and importing kittydoit's CLI | {_ms(f['import_kittydoit_cli'])} | |",
@@ -486,11 +486,11 @@ def _overhead(data: dict[str, Any]) -> str:
         + ".\n",
         "*start + end*: from launching kittydoit to the first agent, and from the last agent to kittydoit's exit, "
         "once per run. *kittydoit per WP* leaves them out: (wall - (start + end)) / WPs - agent calls per WP; "
-        "*with start + end* spreads them over the WPs. *worktree add*: one `git worktree add` of a new branch in "
-        "the repository as the run left it (all its WPs' worktrees registered), the one git command whose cost grows "
-        "with the feature.\n",
+        "*with start + end* spreads them over the WPs. *new worktree*: a new WP's worktree made as kittydoit makes "
+        "it (`Git.prepare_worktree`: a new branch, git's worktree files, a checkout of every file) in the repository "
+        "as the run left it; the repository, and so the checkout, grows with the feature.\n",
         "| WPs | wall | CPU | start + end | per WP | agent calls per WP | kittydoit per WP | with start + end | "
-        "worktree add |",
+        "new worktree |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["overhead"]:

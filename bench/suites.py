@@ -34,6 +34,7 @@ from bench.measure import (
     read_timeline,
     timed,
 )
+from kittydoit.git import Git
 from kittydoit.process import ProcessRunner
 
 Progress = Callable[[str], None]
@@ -344,15 +345,18 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
 
 
 def _worktree_add(repo: Path, times: int = 3) -> float:
-    """Return the median time of a ``git worktree add`` of a new branch in *repo* as a run left it (its files and
-    its WPs' worktrees: git checks out every file and reads every registered worktree)."""
+    """Return the median time kittydoit takes to make a new WP's worktree (``Git.prepare_worktree`` of a new
+    branch) in *repo* as a run left it: every file of the repository is checked out."""
+    tool = Git(repo, repo.parent / f"{repo.name}-floor.lock")
     took = []
-    for number in range(times):
+    for number in range(-1, times):  # the first, untimed, asks git for what one process asks once
         path = repo.parent / f"{repo.name}-floor-{number}"
         started = time.perf_counter()
-        git(repo, "worktree", "add", "-q", "-b", f"bench-floor-{number}", str(path))
-        took.append(time.perf_counter() - started)
-        git(repo, "worktree", "remove", "--force", str(path))
+        tool.prepare_worktree(path, f"bench-floor-{number}", "HEAD")
+        if number >= 0:
+            took.append(time.perf_counter() - started)
+    for number in range(-1, times):
+        git(repo, "worktree", "remove", "--force", str(repo.parent / f"{repo.name}-floor-{number}"))
         git(repo, "branch", "-q", "-D", f"bench-floor-{number}")
     return median(took)
 
@@ -455,13 +459,14 @@ def _python_start(times: int = 5) -> dict[str, float]:
 def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str, Any]:
     """Measure what the targets' latencies cannot go below on this machine: process starts and bare git.
 
-    Medians of *times* (the worktree add: half as many) of: the fake agent from spawn to its first line of
+    Medians of *times* (the new worktree: half as many) of: the fake agent from spawn to its first line of
     Python (the agents' "start" in the timeline, so every hand-off holds one); from its last line (its "end")
     to its exit as its parent sees it; a whole call of each role that sleeps no time (spawn to exit: its start,
     its imports, an implementer's file and commit, its exit), which is what each call adds to the time it is
     drawn to sleep; what kittydoit's way of starting
     an agent (``ProcessRunner.run``: a forked supervisor, which spawns the agent) adds to that; one ``git
-    rev-parse HEAD``; one ``git worktree add`` of a new branch; starting Python and importing kittydoit's CLI.
+    rev-parse HEAD``; a new WP's worktree as kittydoit makes it (``Git.prepare_worktree`` of a new branch);
+    starting Python and importing kittydoit's CLI.
     Each agent start follows *pause* seconds of idling, as in a run of sleeping agents, where every hand-off
     comes after one (a machine that idled runs the next steps slower than one kept busy).
     Each is in seconds, with its raw samples.
@@ -509,11 +514,13 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
         started = time.perf_counter()
         subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, check=True)
         rev_parse.append(time.perf_counter() - started)
-    for number in range(max(1, times // 2)):
+    tool = Git(folder, folder.parent / "git.lock")
+    for number in range(-1, max(1, times // 2)):  # as in _worktree_add, the first is not timed
         path = folder.parent / f"wt-{number}"
         started = time.perf_counter()
-        git(folder, "worktree", "add", "-q", "-b", f"floor-{number}", str(path))
-        worktree.append(time.perf_counter() - started)
+        tool.prepare_worktree(path, f"floor-{number}", "HEAD")
+        if number >= 0:
+            worktree.append(time.perf_counter() - started)
     shutil.rmtree(folder.parent)
     python = _python_start(times=max(3, times // 2))
     return {
