@@ -35,7 +35,7 @@ _CONFIG = (
 # The hooks `git merge` runs for a merge commit; with any of them, merges are made in the worktree.
 _MERGE_HOOKS = ("pre-merge-commit", "prepare-commit-msg", "commit-msg", "post-merge")
 # The git settings asked for once per process: those that make git's merges (Git.premerge) or a new worktree
-# (Git._add_directly) differ from what kittydoit makes itself. A repository extension other than the object format
+# (Git._register) differ from what kittydoit makes itself. A repository extension other than the object format
 # (relative worktree paths, reftable, per-worktree configuration) changes a worktree's files.
 _MERGE_SETTING = re.compile(r"merge\.|branch\..*\.mergeoptions$")
 _WORKTREE_SETTING = re.compile(r"core\.sparsecheckout|worktree\.|extensions\.(?!objectformat$)")
@@ -218,7 +218,8 @@ class Git:
         """Make sure *path* is a worktree on *branch*, creating the branch from *start* when it is new.
 
         Return True when the worktree was made here, on a branch just created from *start*: it then holds
-        nothing but *start*. The common case, a new WP, takes one git call.
+        nothing but *start*. The common case, a new WP, takes two git calls (see :meth:`_register`), and the
+        repository-wide lock is held only while the worktree is registered, not while its files are written.
         """
         with self.lock():
             if (path / ".git").exists():
@@ -231,44 +232,54 @@ class Git:
                 return False
             if path.exists() and any(path.iterdir()):
                 raise GitError(f"{path} exists but is not a git worktree; move it away and run again")
-            if self._add_directly(path, branch, start):
-                return True
-            if self.run("worktree", "add", "-b", branch, str(path), start, check=False).returncode == 0:
-                return True
-            new = not self.branch_exists(branch)
-            add = ["worktree", "add", "-b", branch, str(path), start] if new else ["worktree", "add", str(path), branch]
-            # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
-            # Pruning reads every worktree of the repository, so it is done only when `add` fails.
-            if new or self.run(*add, check=False).returncode != 0:
-                self.run("worktree", "prune")
-                self.run(*add)
-            return new
+            made = not path.exists()
+            admin = self._register(path, branch, start, made)
+            if admin is None:
+                return self._add_with_git(path, branch, start)
+        if self._check_out(path, branch, admin, made):
+            return True
+        with self.lock():
+            return self._add_with_git(path, branch, start)
 
-    def _add_directly(self, path: Path, branch: str, start: str) -> bool:
-        """Make *path* a new worktree on a new *branch* at *start* as ``git worktree add -b`` does, but without
-        reading every registered worktree first; False, having changed nothing, where that is not plain here.
+    def _add_with_git(self, path: Path, branch: str, start: str) -> bool:
+        """Make the worktree with ``git worktree add`` (see :meth:`prepare_worktree`; the lock held)."""
+        if self.run("worktree", "add", "-b", branch, str(path), start, check=False).returncode == 0:
+            return True
+        new = not self.branch_exists(branch)
+        add = ["worktree", "add", "-b", branch, str(path), start] if new else ["worktree", "add", str(path), branch]
+        # A worktree folder deleted by hand stays registered until pruned, and then `add` refuses it.
+        # Pruning reads every worktree of the repository, so it is done only when `add` fails.
+        if new or self.run(*add, check=False).returncode != 0:
+            self.run("worktree", "prune")
+            self.run(*add)
+        return new
+
+    def _register(self, path: Path, branch: str, start: str, made: bool) -> Path | None:
+        """Register *path* (an empty folder, or none: *made* tells) as a new worktree on a new *branch* at *start*
+        as ``git worktree add -b`` does, but without reading every registered worktree first, and return its folder
+        under ``.git/worktrees/``, locked as "initializing" until :meth:`_check_out` has written its files; None,
+        having changed nothing, where that is not plain here (the lock held).
 
         ``git worktree add`` checks that neither the path nor the branch is some other worktree's, and to do so
         reads the files of every worktree of the repository: 5,000 files and 35 ms with 500 WPs' worktrees, the one
         cost per WP that grew with the feature. Here a new branch and an unregistered path (the lock held, both
         checked) need no such check. So the branch is created by ``git update-ref`` (which refuses a branch that
-        exists), the worktree's files under ``.git/worktrees/<name>`` are written as git writes them
-        (gitrepository-layout(5)), locked as "initializing" until the checkout, ``git reset --hard``, is done;
-        a run killed in between leaves what a cut-off ``git worktree add`` leaves, and kittydoit.repair mends it.
-        ``git worktree add`` is left to do it all where git settings or hooks could make it do more
-        (:meth:`_plain_worktrees`), or where the worktree's name is not one git keeps as it is.
+        exists), and the worktree's files under ``.git/worktrees/<name>`` are written as git writes them
+        (gitrepository-layout(5)). A run killed before the checkout is done leaves what a cut-off
+        ``git worktree add`` leaves, and kittydoit.repair mends it. ``git worktree add`` is left to do it all where
+        git settings or hooks could make it do more (:meth:`_plain_worktrees`), or where the worktree's name is not
+        one git keeps as it is.
         """
         dirs = _git_dirs(self.root)
         if dirs is None or not PLAIN_NAME.fullmatch(path.name) or not self._plain_worktrees():
-            return False
+            return None
         admin = dirs[1] / "worktrees" / path.name
         if admin.exists():  # a stale registration of this name: git's way picks another name
-            return False
+            return None
         created = self.run("update-ref", "-m", f"branch: Created from {start}", f"refs/heads/{branch}",
                            f"{start}^{{commit}}", "", check=False)  # fmt: skip
         if created.returncode != 0:
-            return False
-        made = not path.exists()
+            return None
         try:
             admin.mkdir(parents=True)
             (admin / "locked").write_text("initializing\n", encoding="utf-8")
@@ -277,17 +288,33 @@ class Git:
             (path / ".git").write_text(f"gitdir: {os.path.realpath(admin)}\n", encoding="utf-8")
             (admin / "HEAD").write_text(f"ref: refs/heads/{branch}\n", encoding="utf-8")
             (admin / "commondir").write_text("../..\n", encoding="utf-8")
+        except OSError:
+            self._unregister(path, branch, admin, made)
+            return None
+        return admin
+
+    def _check_out(self, path: Path, branch: str, admin: Path, made: bool) -> bool:
+        """Write the files of the worktree :meth:`_register` registered, and unlock it; False, having undone it all,
+        when that fails (git's way then says what is wrong). The lock is not needed: git works only on this
+        worktree's own files and index, and ``git worktree prune`` leaves a locked worktree alone."""
+        try:
             self.run("reset", "--hard", "--quiet", "--no-recurse-submodules", cwd=path)
             (admin / "locked").unlink()
-        except (OSError, GitError):  # undone, and left to git's way, which says what is wrong
-            shutil.rmtree(admin, ignore_errors=True)
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                (path / ".git").unlink(missing_ok=True)
-            self.run("update-ref", "-d", f"refs/heads/{branch}", check=False)
+        except (OSError, GitError):
+            with self.lock():
+                self._unregister(path, branch, admin, made)
             return False
         return True
+
+    def _unregister(self, path: Path, branch: str, admin: Path, made: bool) -> None:
+        """Undo :meth:`_register`: *path* as it was (removed when *made* there), no folder under .git/worktrees/,
+        no *branch*."""
+        shutil.rmtree(admin, ignore_errors=True)
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            (path / ".git").unlink(missing_ok=True)
+        self.run("update-ref", "-d", f"refs/heads/{branch}", check=False)
 
     def premerge(self, start: str, branches: Sequence[str], into: str) -> tuple[str, int]:
         """Return the commit a new worktree of *into* holds once *branches* are merged one by one into *start*, made
@@ -330,8 +357,9 @@ class Git:
         return not any(_MERGE_SETTING.match(key) for key in settings) and not self._hooks(*_MERGE_HOOKS)
 
     def _plain_worktrees(self) -> bool:
-        """Tell whether ``git worktree add`` here does no more than :meth:`_add_directly` does: no hook, no sparse
-        checkout, no per-worktree configuration and no repository extension that changes a worktree's files."""
+        """Tell whether ``git worktree add`` here does no more than :meth:`_register` and :meth:`_check_out` do: no
+        hook, no sparse checkout, no per-worktree configuration and no repository extension that changes a
+        worktree's files."""
         settings = self._settings()
         dirs = _git_dirs(self.root)
         sparse = dirs is not None and (dirs[1] / "info" / "sparse-checkout").exists()

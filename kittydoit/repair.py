@@ -2,7 +2,7 @@
 
 A run killed in the middle of a git command leaves git's markers of an unfinished operation: a worktree still
 ``locked`` as "initializing" by ``git worktree add`` (or by kittydoit, which makes a WP's worktree as git does:
-see kittydoit.git.Git._add_directly), an ``index.lock``, a ``HEAD.lock`` or a lock on the WP's
+see kittydoit.git.Git._register), an ``index.lock``, a ``HEAD.lock`` or a lock on the WP's
 branch ref, a ``MERGE_HEAD`` of a merge that never committed. git refuses to go on while they are there, and tells
 the user to remove them by hand. kittydoit removes them itself, and says so in the WP's log, only when all hold:
 
@@ -54,7 +54,7 @@ class _Where:
     def half_made(self) -> bool:
         """Tell whether the making of the worktree was cut off: it is still locked as it is while it is made.
 
-        git (and kittydoit: see kittydoit.git.Git._add_directly) locks a worktree while it makes it, with the reason
+        git (and kittydoit: see kittydoit.git.Git._register) locks a worktree while it makes it, with the reason
         "initializing" (translated in other locales, so a lock on a worktree that has no index yet counts too); a
         lock a person set on a finished worktree does not.
         """

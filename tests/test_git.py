@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import git, make_repo
+from test_run import wait_for
 
 from kittydoit.git import Git, GitError
 
@@ -119,6 +122,35 @@ def test_a_worktree_that_cannot_be_checked_out_is_undone_and_left_to_git_to_repo
     with pytest.raises(GitError, match=r"git worktree add .* failed: fatal: data\.bad: smudge filter broken failed"):
         tool.prepare_worktree(worktree, "001-demo-WP01", "main")
     assert not worktree.exists() and not list((repo.root / ".git" / "worktrees").iterdir())  # nothing half-made
+
+
+def test_a_worktree_being_checked_out_does_not_hold_back_the_making_of_another(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    gate = tmp_path / "gate"
+    (repo.root / ".gitattributes").write_text("*.slow filter=gate\n")
+    (repo.root / "data.slow").write_text("checked out through a filter that waits for the gate in WP01 only\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "a gated filter")
+    wait = f"case \"$PWD\" in *WP01) while [ ! -e {gate} ]; do sleep 0.02; done;; esac; cat"
+    git(repo.root, "config", "filter.gate.smudge", f"sh -c '{wait}'")
+    worktrees = repo.root / ".worktrees"
+    first = threading.Thread(target=Git(repo.root, tmp_path / "git.lock").prepare_worktree,
+                             args=(worktrees / "WP01", "WP01", "main"))  # fmt: skip
+    first.start()
+    try:
+        wait_for((repo.root / ".git" / "worktrees" / "WP01" / "locked").exists, what="WP01's checkout")
+        time.sleep(0.2)  # well into its checkout, which waits for the gate
+        second = threading.Thread(target=Git(repo.root, tmp_path / "git.lock").prepare_worktree,
+                                  args=(worktrees / "WP02", "WP02", "main"))  # fmt: skip
+        second.start()
+        second.join(10)
+        assert not second.is_alive() and first.is_alive()  # WP02 was made while WP01 was still being checked out
+    finally:
+        gate.touch()
+        first.join(30)
+    for wp in ("WP01", "WP02"):
+        assert git(worktrees / wp, "status", "--porcelain") == ""
+        assert not (repo.root / ".git" / "worktrees" / wp / "locked").exists()
 
 
 def test_whether_a_branch_exists_is_read_off_gits_files_as_git_answers_it(tmp_path: Path) -> None:
