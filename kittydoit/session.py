@@ -71,6 +71,7 @@ class Session:
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
         self._flush_every = _FLUSH_EVERY
+        self.monotonic = time.monotonic  # the clock that paces state-file writes (a test's own clock in tests)
         self.speckitty_note: str | None = None
 
     def start(self, wps: Mapping[str, str]) -> None:
@@ -131,17 +132,17 @@ class Session:
 
     def flush_due(self) -> None:
         """Write the pending news when the last write is long enough ago (see :meth:`wp`)."""
-        if self._pending and time.monotonic() - self._flushed >= self._flush_every:
+        if self._pending and self.monotonic() - self._flushed >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
         """Write pending WP news to the state file."""
         pending, self._pending = self._pending, {}
         if pending:
-            started = time.monotonic()
+            started = self.monotonic()
             self.state.wps(pending)  # one write for all: a no-op rerun of 500 WPs has 500 pieces of news
-            self._flush_every = max(_FLUSH_EVERY, (time.monotonic() - started) / _FLUSH_SHARE)
-        self._flushed = time.monotonic()
+            self._flush_every = max(_FLUSH_EVERY, (self.monotonic() - started) / _FLUSH_SHARE)
+        self._flushed = self.monotonic()
 
     def close(self, status: str) -> None:
         """Record the end of the run, release the run lock and give the signals back."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,14 +12,25 @@ from kittydoit.session import Session
 from kittydoit.state import RunState
 
 
+class _Clock:
+    """A monotonic clock that moves only when told to, so that the test does not depend on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class _SlowState(RunState):
-    """The real run state, on a disk where writing the state file takes *seconds*."""
+    """The real run state, on a disk where writing the state file takes *seconds* (of *ticks*)."""
 
     seconds = 0.02
     writes: list[set[str]]
+    ticks: _Clock
 
     def wps(self, news: Mapping[str, tuple[str | None, str | None]]) -> None:
-        time.sleep(self.seconds)
+        self.ticks.now += self.seconds
         self.writes.append(set(news))
         super().wps(news)
 
@@ -30,19 +40,24 @@ def test_the_state_file_is_written_less_often_when_writing_it_is_slow(tmp_path: 
     ctx = load_context(repo.root, None, cache=False)
     session = Session(ctx)
     state = _SlowState(ctx.paths.root, ctx.paths.feature, ctx.paths.state, ctx.clock)
-    state.writes = []
+    state.writes, state.ticks = [], _Clock()
     state.start(wps={"WP01": "one", "WP02": "two"}, pid=1, argv=[])
-    session.state = state
+    session.state, session.monotonic = state, state.ticks
     session.wp("WP01", "running")  # the first news is written at once ...
-    time.sleep(0.6)  # ... and the next not within 0.02 / 1 % = 2 s of it, although half a second has passed
+    state.ticks.now += 0.6  # ... and the next not within 0.02 / 1 % = 2 s of it, although half a second has passed
     session.wp("WP02", "running")
     assert state.writes == [{"WP01"}]
-    session.flush()  # at the end of the run, whatever is pending is written
-    assert state.writes == [{"WP01"}, {"WP02"}]
+    state.ticks.now += 1.5
+    session.wp("WP02", "running")
+    assert state.writes == [{"WP01"}, {"WP02"}]  # 2 s after the slow write
     state.seconds = 0.0  # writing is quick again: after one quick write, back to every half second
     session.wp("WP01", "done")
-    session.flush()
+    session.flush()  # at the end of the run, whatever is pending is written
+    assert state.writes == [{"WP01"}, {"WP02"}, {"WP01"}]
     session.wp("WP02", "done")
-    time.sleep(0.55)
+    state.ticks.now += 0.4
     session.wp("WP01", "done")
-    assert state.writes[2:] == [{"WP01"}, {"WP01", "WP02"}]
+    assert len(state.writes) == 3  # within half a second
+    state.ticks.now += 0.1
+    session.wp("WP01", "done")
+    assert state.writes[3:] == [{"WP01", "WP02"}]
