@@ -345,8 +345,14 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
 
 
 def _worktree_add(repo: Path, times: int = 3) -> float:
-    """Return the median time kittydoit takes to make a new WP's worktree (``Git.prepare_worktree`` of a new
-    branch) in *repo* as a run left it: every file of the repository is checked out."""
+    """Return the median time kittydoit takes to make a new WP's worktree in *repo* as a run left it: every file
+    of the repository is checked out (see :func:`_new_worktrees`)."""
+    return median(_new_worktrees(repo, times))
+
+
+def _new_worktrees(repo: Path, times: int) -> list[float]:
+    """Return how long each of *times* new WPs' worktrees took kittydoit to make in *repo* (``Git.prepare_worktree``
+    of a new branch), then remove them and their branches."""
     tool = Git(repo, repo.parent / f"{repo.name}-floor.lock")
     took = []
     for number in range(-1, times):  # the first, untimed, asks git for what one process asks once
@@ -358,7 +364,7 @@ def _worktree_add(repo: Path, times: int = 3) -> float:
     for number in range(-1, times):
         git(repo, "worktree", "remove", "--force", str(repo.parent / f"{repo.name}-floor-{number}"))
         git(repo, "branch", "-q", "-D", f"bench-floor-{number}")
-    return median(took)
+    return took
 
 
 def profile(settings: Settings, size: int) -> dict[str, Any]:
@@ -481,7 +487,7 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     git(folder, "add", "README.md")
     git(folder, "commit", "-q", "-m", "start")
     env = {**os.environ, **GIT_ENV}
-    agent, exits, supervised, rev_parse, worktree = [], [], [], [], []
+    agent, exits, supervised, rev_parse = [], [], [], []
     calls: dict[str, list[float]] = {"implement": [], "review": []}
     timeline = folder.parent / "timeline.txt"
     prompt = folder.parent / "prompt.md"
@@ -514,13 +520,7 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
         started = time.perf_counter()
         subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, check=True)
         rev_parse.append(time.perf_counter() - started)
-    tool = Git(folder, folder.parent / "git.lock")
-    for number in range(-1, max(1, times // 2)):  # as in _worktree_add, the first is not timed
-        path = folder.parent / f"wt-{number}"
-        started = time.perf_counter()
-        tool.prepare_worktree(path, f"floor-{number}", "HEAD")
-        if number >= 0:
-            worktree.append(time.perf_counter() - started)
+    worktree = _new_worktrees(folder, max(1, times // 2))
     shutil.rmtree(folder.parent)
     python = _python_start(times=max(3, times // 2))
     return {

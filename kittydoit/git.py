@@ -75,7 +75,7 @@ class Git:
         self.root = root
         self.lock_path = lock_path
         self._env: dict[str, str] | None = None
-        self._plain: list[str] | None = None  # see _settings
+        self._found: list[str] | None = None  # see _settings
         self._diffs: dict[tuple[str, str, int], Diff] = {}  # see diff
 
     # ---- plumbing ---------------------------------------------------------------------------------------
@@ -381,10 +381,10 @@ class Git:
     def _settings(self) -> list[str]:
         """Return the names of the git settings that make git's merges or worktrees differ from kittydoit's own
         (asked once per process; section and key in lower case, as git prints them)."""
-        if self._plain is None:
+        if self._found is None:
             found = self.run("config", "--get-regexp", _SETTINGS, check=False).stdout.splitlines()
-            self._plain = [line.split(" ", 1)[0] for line in found if line]
-        return self._plain
+            self._found = [line.split(" ", 1)[0] for line in found if line]
+        return self._found
 
     def merge(self, worktree: Path, branch: str, into: str) -> bool:
         """Merge *branch* into the worktree's branch *into*; False when there is no branch *branch*.
