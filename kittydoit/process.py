@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kittydoit import supervisor
 
@@ -93,8 +93,7 @@ class ProcessRunner:
         deadline = started + timeout if timeout else None
         with contextlib.ExitStack() as stack:
             log = stack.enter_context(log_path.open("ab"))
-            stdin = stack.enter_context(stdin_path.open("rb") if stdin_path else open(os.devnull, "rb"))  # noqa: SIM115
-            proc = _Supervised.start(argv, cwd=cwd, env=env, stdin=stdin.fileno(), grace=self.grace_seconds,
+            proc = _Supervised.start(argv, cwd=cwd, env=env, stdin_path=stdin_path, grace=self.grace_seconds,
                                      drain=self.drain_seconds)  # fmt: skip
             for stream in (proc.report, proc.stdout, proc.stderr):
                 stack.enter_context(stream)
@@ -105,6 +104,7 @@ class ProcessRunner:
             if pid_file:
                 _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
+            prepare_spare()  # for the next agent, while this one runs
             out, err, said = bytearray(), bytearray(), bytearray()
             watch = _Watch(deadline, idle_timeout, self.drain_seconds, self.finish_wait, time.monotonic())
             try:
@@ -203,7 +203,7 @@ class ProcessRunner:
 
 
 class _Supervised:
-    """An agent's supervisor, forked from this process (:func:`kittydoit.supervisor.start_forked`): its output
+    """An agent's supervisor, forked from this process (:func:`kittydoit.supervisor.fork_spare`): its output
     pipes, its report pipe, and the ``poll``/``wait``/``send_signal``/``kill`` of a ``subprocess.Popen``."""
 
     def __init__(self, pid: int, stdout: BinaryIO, stderr: BinaryIO, report: BinaryIO) -> None:
@@ -220,32 +220,43 @@ class _Supervised:
 
     @classmethod
     def start(
-        cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, stdin: int, grace: float, drain: float
+        cls,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None,
+        stdin_path: Path | None,
+        grace: float,
+        drain: float,
     ) -> _Supervised:
+        """Start *argv* under this process's spare supervisor (:func:`spare`), forked now when there is none."""
         _reap_exiting()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        request = {
+            "cwd": str(cwd), "env": dict(os.environ if env is None else env),
+            "stdin": None if stdin_path is None else str(stdin_path), "grace": grace, "drain": drain,
+        }  # fmt: skip
+        try:
+            return cls._ordered(spare, list(argv), request)
+        except BrokenPipeError:  # the spare was killed while it waited (say, with its process group): a new one
+            return cls._ordered(supervisor.fork_spare, list(argv), request)
+
+    @classmethod
+    def _ordered(cls, take: Callable[[], supervisor.Spare], argv: list[str], request: dict[str, Any]) -> _Supervised:
+        """Have the supervisor *take* returns start *argv* as *request* says."""
         forked: list[_Supervised] = []
         try:  # a signal's Python handler must not run inside fork's hooks, where it would be lost: held till after
             with signals_held():
-                pid, report_r = supervisor.start_forked(
-                    list(argv), cwd=str(cwd), env=dict(os.environ if env is None else env),
-                    stdio=(stdin, out_w, err_w), grace=grace, drain=drain,
-                )  # fmt: skip
-                forked.append(cls(pid, *(os.fdopen(fd, "rb", buffering=0) for fd in (out_r, err_r, report_r))))
+                ready = take()
+                forked.append(cls(ready.pid, *(os.fdopen(fd, "rb", buffering=0) for fd in
+                                               (ready.stdout, ready.stderr, ready.report))))  # fmt: skip
+                supervisor.order(ready, argv, **request)
         except BaseException:
-            if forked:  # the held signal, delivered: the agent must not outlive this
+            if forked:  # the held signal, delivered, or a spare that died: the agent must not outlive this
                 forked[0].send_signal(signal.SIGUSR1)
                 forked[0].wait()
                 for stream in (forked[0].stdout, forked[0].stderr, forked[0].report):
                     stream.close()
-            else:
-                for fd in (out_r, err_r):
-                    os.close(fd)
             raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
         return forked[0]
 
     def poll(self) -> int | None:
@@ -454,6 +465,56 @@ def _reported_exit(said: bytearray) -> int | None:
         if line.startswith("exit "):
             return int(line.split()[1])
     return None
+
+
+_SPARE: dict[int, supervisor.Spare] = {}  # this process's spare supervisor, by the pid of the process that forked it
+
+
+def spare() -> supervisor.Spare:
+    """Return this process's spare supervisor, taking it (it serves one agent), or fork one now.
+
+    A spare inherited through a fork (a doit worker forked from the orchestrator) is its parent's, not this
+    process's: its pipes are closed here and it is left to its parent.
+    """
+    for owner in [pid for pid in _SPARE if pid != os.getpid()]:
+        _close(_SPARE.pop(owner))
+    ready = _SPARE.pop(os.getpid(), None)
+    if ready is not None and not _gone(ready.pid):
+        return ready
+    if ready is not None:
+        _close(ready)
+    return supervisor.fork_spare()
+
+
+def prepare_spare() -> None:
+    """Fork a spare supervisor for this process's next agent, unless it has one (see kittydoit.supervisor)."""
+    if os.getpid() in _SPARE:
+        return
+    with contextlib.suppress(OSError), signals_held():  # no spare (no memory, too many processes): forked when needed
+        _SPARE[os.getpid()] = supervisor.fork_spare()
+
+
+def discard_spare() -> None:
+    """End this process's spare supervisor, if any, and reap it (when a run ends)."""
+    ready = _SPARE.pop(os.getpid(), None)
+    if ready is not None:
+        _close(ready)
+        with contextlib.suppress(ChildProcessError):  # reaped elsewhere already
+            os.waitpid(ready.pid, 0)
+
+
+def _close(ready: supervisor.Spare) -> None:
+    for fd in (ready.command, ready.report, ready.stdout, ready.stderr):
+        with contextlib.suppress(OSError):  # closed already
+            os.close(fd)
+
+
+def _gone(pid: int) -> bool:
+    """Tell whether the child *pid* has exited (and reap it)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True
 
 
 _EXITING: set[int] = set()  # supervisors that reported their agent's end and exit by themselves (let_exit)

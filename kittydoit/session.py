@@ -36,7 +36,7 @@ from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
 from kittydoit.feature import FINISHED_3X
-from kittydoit.process import HELD_SIGNALS, stop_recorded
+from kittydoit.process import HELD_SIGNALS, discard_spare, stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
 
@@ -154,6 +154,7 @@ class Session:
                     self.stop_reason = "aborted with `kittydoit abort`" if aborted else "interrupted"
                 self.state.finish("aborted" if self.stop_reason else status, self.stop_reason)
         finally:
+            discard_spare()  # with -n 1 the agents ran here
             if self.ctx.speckitty is not None:
                 self.ctx.speckitty.close()
             for sig, handler in self._previous.items():

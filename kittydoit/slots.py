@@ -117,11 +117,16 @@ class Slots:
     def _open(self, agent_id: str, index: int) -> IO[str]:
         folder = self.folder / agent_id
         folder.mkdir(parents=True, exist_ok=True)
-        return (folder / f"{index}.slot").open("a+", encoding="utf-8")
+        fd = os.open(folder / f"{index}.slot", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return os.fdopen(fd, "r+", encoding="utf-8")
 
     @staticmethod
     def _held(agent_id: str, index: int, handle: IO[str]) -> Slot:
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")  # who holds it, for a person looking
-        handle.flush()
+        """Write who holds the slot into its file, for a person looking: in place, and truncated only when its
+        length changes (truncating every time was a file system update on the way to every agent's start)."""
+        said = f"{os.getpid()}\n".encode()
+        fd = handle.fileno()
+        os.pwrite(fd, said, 0)
+        if os.fstat(fd).st_size != len(said):
+            os.ftruncate(fd, len(said))
         return Slot(agent_id, index, handle)

@@ -1,9 +1,9 @@
 """The supervisor of one agent: a small process between kittydoit and the agent, so the agent's tree dies with it.
 
-:class:`kittydoit.process.ProcessRunner` starts it with :func:`start_forked`, a fork of the process that runs the
-agent, which goes straight to :func:`supervise` and never returns to the caller's code (standard library only,
-and no new Python to start: executing ``python supervisor.py`` cost 25-35 ms on a 2-core machine at every agent
-start, on the critical path of every hand-off between WPs). The supervisor
+:class:`kittydoit.process.ProcessRunner` forks it ahead of time with :func:`fork_spare`, from the process that runs
+the agent, and hands it the agent with :func:`order`; it goes straight to :func:`supervise` and never returns to the
+caller's code (standard library only, and no new Python to start: executing ``python supervisor.py`` cost 25-35 ms
+on a 2-core machine at every agent start, on the critical path of every hand-off between WPs). The supervisor
 
 - asks the kernel for SIGUSR1 when its parent dies (``PR_SET_PDEATHSIG``), whatever killed the parent, SIGKILL
   included: a doit worker, or with ``-n 0`` the orchestrator itself;
@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import time
 import warnings
+from dataclasses import dataclass
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -42,49 +44,105 @@ _LOOK = 0.05  # seconds between looks for descendants while stopping them
 _MAX_FD = 1 << 20  # closerange stops at the real limit (close_range(2) on Linux)
 
 
-def start_forked(
-    argv: list[str],
-    *,
-    cwd: str,
-    env: dict[str, str],
-    stdio: tuple[int, int, int],
-    grace: float,
-    drain: float,
-) -> tuple[int, int]:
-    """Fork a supervisor that runs *argv* in *cwd* with *env* on the file descriptors *stdio*.
+@dataclass(frozen=True)
+class Spare:
+    """A supervisor forked ahead of its agent, waiting for what to start (:func:`fork_spare`), as the forking
+    process sees it: the supervisor's pid and this side's ends of its pipes."""
 
-    Return the supervisor's pid and the read end of its report pipe (see the module's docstring). The child
-    holds none of *stdio* once the agent has started: the agent's output pipes close when the agent's tree is
-    gone. In the child only this function's own calls run (system calls through modules already imported), and
-    it ends with ``os._exit``: safe after ``fork`` even when the caller has other threads (multiprocessing's
-    queue feeder in a doit worker).
+    pid: int
+    command: int  # write the order here (:func:`order`), then close it
+    report: int  # ``started PID`` (or ``error ERRNO``), then ``exit CODE``
+    stdout: int  # the agent's output
+    stderr: int
+
+
+def fork_spare() -> Spare:
+    """Fork a supervisor that waits for its order (:func:`order`), then starts the agent and supervises it.
+
+    Forking a big process (a doit worker) takes milliseconds, and the child's first steps as many again: done
+    while the previous agent runs, they are off the way from one agent to the next (see kittydoit.process). A spare
+    that reads the end of its order pipe without an order (its parent closed it, or died) exits. In the child only
+    this function's own calls run (system calls through modules already imported), and it ends with ``os._exit``:
+    safe after ``fork`` even when the caller has other threads (multiprocessing's queue feeder in a doit worker,
+    kittydoit's preparing thread in the orchestrator). Everything else it inherited is closed at once, so it holds
+    no pipe or lock of its parent's while it waits.
     """
+    command_r, command_w = os.pipe()
     report_r, report_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     parent = os.getpid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() in a multi-threaded process
         pid = os.fork()
     if pid:
-        os.close(report_w)
-        return pid, report_r
+        for fd in (command_r, report_w, out_w, err_w):
+            os.close(fd)
+        return Spare(pid, command_w, report_r, out_r, err_r)
     code = 70
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)  # as in supervise(), before anything else
-        os.setsid()
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        os.closerange(3, report_w)
-        os.closerange(report_w + 1, _MAX_FD)
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)  # posix_spawnp looks argv[0] up on the agent's PATH
-        code = supervise(parent, grace, drain, report_w, argv)
+        _close_all_but({0, 1, 2, command_r, report_w, out_w, err_w})
+        received = bytearray()
+        while chunk := os.read(command_r, 65536):
+            received += chunk
+        code = _start_ordered(received, parent, out_w, err_w, report_w) if received else 0
     except BaseException as error:  # the child must never return into the caller's code
         said = f"error {error.errno}" if isinstance(error, OSError) and error.errno else f"failed {error!r}"
         with contextlib.suppress(BaseException):
             os.write(report_w, f"{said}\n".encode())
     finally:
         os._exit(code)
+
+
+def _start_ordered(received: bytearray, parent: int, out_w: int, err_w: int, report_w: int) -> int:
+    """In a spare: start the agent that *received* orders, writing to *out_w* and *err_w*, supervise it until its
+    tree is gone, reporting on *report_w*; return the exit code."""
+    request = json.loads(received)
+    _forget_signals()  # a Ctrl-C or hang-up that reached it while it waited was for the run, not for its agent
+    os.setsid()
+    stdin = os.open(request["stdin"] or os.devnull, os.O_RDONLY)
+    for target, fd in enumerate((stdin, out_w, err_w)):
+        if fd != target:
+            os.dup2(fd, target)
+    _close_all_but({0, 1, 2, report_w})
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])  # posix_spawnp looks argv[0] up on the agent's PATH
+    return supervise(parent, request["grace"], request["drain"], report_w, request["argv"])
+
+
+def order(
+    spare: Spare, argv: list[str], *, cwd: str, env: dict[str, str], stdin: str | None, grace: float, drain: float
+) -> None:
+    """Have *spare* start *argv* in *cwd* with *env*, its stdin the file *stdin* (or none); close the order pipe.
+
+    Raise OSError (BrokenPipeError) when the spare is gone.
+    """
+    data = memoryview(json.dumps(
+        {"argv": argv, "cwd": cwd, "env": env, "stdin": stdin, "grace": grace, "drain": drain}
+    ).encode())  # fmt: skip
+    try:
+        while data:
+            data = data[os.write(spare.command, data) :]
+    finally:
+        os.close(spare.command)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    """Close every file descriptor but those in *keep*."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAX_FD)
+
+
+def _forget_signals() -> None:
+    """Take the blocked signals that are pending off this process: they were sent before it had an agent."""
+    for signum in signal.sigpending() & _WATCHED:
+        signal.sigtimedwait({signum}, 0)
 
 
 def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: list[str]) -> int:

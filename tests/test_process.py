@@ -179,7 +179,7 @@ def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from kittydoit.process import ProcessRunner\n"
+        "from kittydoit.process import ProcessRunner, discard_spare\n"
         "runner = ProcessRunner()\n"
         "for code in (0, 3, 0, 5, 0, 0):\n"
         "    result = runner.run([sys.executable, '-c', f'print(1); raise SystemExit({code})'], cwd=Path('.'),\n"
@@ -187,8 +187,103 @@ def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start
         "    assert (result.returncode, result.stdout) == (code, '1\\n'), result\n"
         "me = os.getpid()\n"
         "print(len(Path(f'/proc/{me}/task/{me}/children').read_text().split()))\n"
+        "discard_spare()\n"
+        "print(len(Path(f'/proc/{me}/task/{me}/children').read_text().split()))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout) <= 1  # at most the last supervisor, ending: no zombie per agent run piles up
+    during, after = map(int, result.stdout.split())
+    assert during <= 2  # the last supervisor, ending, and the spare for the next agent: no zombie per run piles up
+    assert after <= 1  # the spare is gone
+
+
+# ---- spare supervisors ---------------------------------------------------------------------------------------
+
+SPARE_RUN = """
+import os, signal, sys, time
+from pathlib import Path
+from kittydoit import process
+from kittydoit.process import ProcessRunner
+runner = ProcessRunner(grace_seconds=1)
+agent = [sys.executable, '-c', 'import os, time; time.sleep(float(os.environ.get("NAP", "0"))); print(os.getppid())']
+first = runner.run(agent, cwd=Path('.'), log_path=Path('agent.log'))
+spare = process._SPARE[os.getpid()].pid
+{between}
+second = runner.run(agent, cwd=Path('.'), log_path=Path('agent.log'), env={{**os.environ, "NAP": "0.3"}})
+print(first.stdout.strip(), spare, second.stdout.strip(), second.returncode, flush=True)
+process.discard_spare()
+"""
+
+
+def run_spare_script(tmp_path: Path, between: str = "") -> list[int]:
+    result = subprocess.run([sys.executable, "-c", SPARE_RUN.format(between=between)], cwd=tmp_path,
+                            capture_output=True, text=True, check=False, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [int(word) for word in result.stdout.split()]
+
+
+def test_the_next_agent_starts_under_the_spare_supervisor_forked_while_the_last_one_ran(tmp_path: Path) -> None:
+    first_supervisor, spare, second_supervisor, code = run_spare_script(tmp_path)
+    assert spare != first_supervisor
+    assert second_supervisor == spare
+    assert code == 0
+
+
+def test_a_stop_signal_that_reached_a_waiting_spare_does_not_stop_its_agent(tmp_path: Path) -> None:
+    # A Ctrl-C reaches every process of the terminal's group, a waiting spare included: it was meant for the run,
+    # which stops its agents itself; a run that goes on must not see its next agent stopped by it.
+    _, spare, second_supervisor, code = run_spare_script(
+        tmp_path, "os.kill(spare, signal.SIGINT); os.kill(spare, signal.SIGTERM); time.sleep(0.2)"
+    )
+    assert second_supervisor == spare
+    assert code == 0
+
+
+def test_a_spare_that_died_is_replaced(tmp_path: Path) -> None:
+    _, spare, second_supervisor, code = run_spare_script(
+        tmp_path, "os.kill(spare, signal.SIGKILL); time.sleep(0.2)"
+    )
+    assert second_supervisor != spare
+    assert code == 0
+
+
+def test_a_spare_ends_with_the_process_that_forked_it(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from kittydoit import process\n"
+        "process.prepare_spare()\n"
+        "print(process._SPARE[os.getpid()].pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    assert result.returncode == -signal.SIGKILL
+    spare = int(result.stdout)
+    assert wait_gone([spare]) == []
+
+
+def test_a_forked_child_does_not_take_its_parents_spare(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from kittydoit import process\n"
+        "from kittydoit.process import ProcessRunner\n"
+        "process.prepare_spare()\n"
+        "mine = process._SPARE[os.getpid()].pid\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    result = ProcessRunner().run([sys.executable, '-c', 'import os; print(os.getppid())'], cwd=Path('.'),\n"
+        "                                 log_path=Path('agent.log'))\n"
+        "    process.discard_spare()\n"
+        "    os._exit(0 if int(result.stdout) != mine else 3)\n"
+        "_, status = os.waitpid(child, 0)\n"
+        "print(os.waitstatus_to_exitcode(status), process._SPARE[os.getpid()].pid == mine, flush=True)\n"
+        "process.discard_spare()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
+                            timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True"]
