@@ -324,8 +324,8 @@ def _floors(data: dict[str, Any]) -> str:
         "What the latencies above cannot go below on this machine, measured in this run (medians). The agents' "
         "*start* in their timeline is their first line of Python (before their imports) and their *end* their last "
         "(they exit with `os._exit` right after it), so every hand-off holds one interpreter start and one exit; "
-        "kittydoit starts each agent through a supervisor it forks (`kittydoit/supervisor.py`), which spawns the "
-        "agent.\n",
+        "kittydoit starts each agent through a supervisor (`kittydoit/supervisor.py`) forked from the process that "
+        "runs the agent while the agent before ran, which spawns the agent.\n",
         "| | floor | median | samples |",
         "|---|---|---|---|",
         f"| a | fake agent: spawn to its first line of Python (`python -S bench/fake_agent.py`) | "
@@ -337,8 +337,8 @@ def _floors(data: dict[str, Any]) -> str:
         f"{len(f['samples'].get('implement_call', []))} |",
         f"| r | fake agent: a whole review call that sleeps no time | {_ms(f.get('review_call', 0.0))} | "
         f"{len(f['samples'].get('review_call', []))} |",
-        f"| e | what kittydoit's start of an agent (`ProcessRunner.run`: fork a supervisor, which spawns it) adds to a"
-        f" bare spawn, to the agent's first line | "
+        f"| e | what kittydoit's start of an agent (`ProcessRunner.run`: its spare supervisor, forked while the "
+        f"agent before ran, spawns it) adds to a bare spawn, to the agent's first line | "
         f"{_ms(f['supervisor_start'])} | {len(f['samples']['supervisor_start'])} |",
         f"| b | one `git rev-parse HEAD` in a small repository | {_ms(f['git'])} | {len(f['samples']['git'])} |",
         f"| c | a new WP's worktree, made as kittydoit makes it, in a small repository | {_ms(f['worktree_add'])} | "

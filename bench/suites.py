@@ -470,7 +470,8 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     to its exit as its parent sees it; a whole call of each role that sleeps no time (spawn to exit: its start,
     its imports, an implementer's file and commit, its exit), which is what each call adds to the time it is
     drawn to sleep; what kittydoit's way of starting
-    an agent (``ProcessRunner.run``: a forked supervisor, which spawns the agent) adds to that; one ``git
+    an agent (``ProcessRunner.run``: the spare supervisor forked while the agent before ran spawns it) adds to
+    that; one ``git
     rev-parse HEAD``; a new WP's worktree as kittydoit makes it (``Git.prepare_worktree`` of a new branch);
     starting Python and importing kittydoit's CLI.
     Each agent start follows *pause* seconds of idling, as in a run of sleeping agents, where every hand-off
