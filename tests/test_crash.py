@@ -94,17 +94,20 @@ def test_kill_9_during_git_worktree_add_is_repaired_by_the_next_run(tmp_path: Pa
 @pytest.mark.parametrize("instant", ["merge commit", "merge checkout"])
 def test_kill_9_during_a_dependency_merge_is_repaired_by_the_next_run(diamond: Repo, instant: str) -> None:
     gate = diamond.root.parent / "gate"
+    # The hook or filter that holds git says when it runs: git writes MERGE_HEAD a moment before MERGE_MSG, which
+    # tells kittydoit's merges apart, and an index lock is there while WP04's worktree is checked out, too.
+    reached = diamond.root.parent / "reached"
     if instant == "merge commit":  # MERGE_HEAD is written, the commit not yet: git runs this hook in between
         hook = diamond.root / ".git" / "hooks" / "prepare-commit-msg"
         hook.write_text(f'#!/bin/sh\nif [ -f "$(git rev-parse --git-dir)/MERGE_HEAD" ]; then\n'
-                        f"  while [ ! -e {gate} ]; do sleep 0.02; done\nfi\n")  # fmt: skip
+                        f"  touch {reached}; while [ ! -e {gate} ]; do sleep 0.02; done\nfi\n")  # fmt: skip
         hook.chmod(0o755)
         left = "MERGE_HEAD"
     else:  # the merge is writing WP02's file into WP04's worktree, holding the index lock
         (diamond.root / ".gitattributes").write_text("*.slow filter=gate\n")
         git(diamond.root, "add", "-A")
         git(diamond.root, "commit", "-q", "-m", "a gated filter")
-        smudge = f"sh -c 'while [ ! -e {gate} ]; do sleep 0.02; done; cat'"
+        smudge = f"sh -c 'touch {reached}; while [ ! -e {gate} ]; do sleep 0.02; done; cat'"
         git(diamond.root, "config", "filter.gate.smudge", smudge)
         # A merge setting (git's default value here) has kittydoit merge in the worktree, not before its checkout
         # (see Git.premerge): the instant this case is about.
@@ -113,7 +116,7 @@ def test_kill_9_during_a_dependency_merge_is_repaired_by_the_next_run(diamond: R
         left = "index.lock"
     run = diamond.popen("-n", "2", "run", start_new_session=True)
     admin = diamond.root / ".git" / "worktrees" / f"{FEATURE}-WP04"
-    wait_for((admin / left).exists, what=f"WP04's {instant}")
+    wait_for(lambda: reached.exists() and (admin / left).exists(), what=f"WP04's {instant}")
     kill_9(run)
     gate.touch()
     assert (admin / left).exists()
