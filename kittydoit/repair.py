@@ -15,7 +15,8 @@ A half-made worktree (locked as initializing, not on its branch) is removed and 
 cut off while kittydoit merged a WP's dependencies is undone back to the commit the worktree was at before the
 merges began, which kittydoit notes first (the worktree was clean then: what it left uncommitted was committed), and
 the merges are made again. A merge that is not kittydoit's (``MERGE_MSG`` not ``kittydoit: merge ...``), say one
-a person is resolving by hand, is never touched. When something cannot be repaired, the WP fails with a message
+a person is resolving by hand, is never touched; one without a ``MERGE_MSG`` yet (git writes it a moment after
+``MERGE_HEAD``) is kittydoit's only when kittydoit noted that it was merging that WP's dependencies. When something cannot be repaired, the WP fails with a message
 naming the file and the command that fixes it.
 """
 
@@ -95,7 +96,7 @@ def repair(ctx: Context, wp_id: str) -> list[str]:
     found = [where.admin / "locked"] if half_made and where.admin else []
     found += locks + ([merge_head] if merging and merge_head else [])
     first = ctx.paths.rel(found[0])
-    if merging and merge_head is not None and not _ours(merge_head):
+    if merging and merge_head is not None and not _ours(merge_head, _journal(ctx, wp_id).exists()):
         raise GitError(
             f"{shown} has a merge in progress that kittydoit did not start ({ctx.paths.rel(merge_head)}); finish "
             f"it (git -C {shown} commit) or abort it (git -C {shown} merge --abort), then run again"
@@ -177,9 +178,14 @@ def _journal(ctx: Context, wp_id: str) -> Path:
     return ctx.paths.state / "merging" / f"{wp_id}.json"
 
 
-def _ours(merge_head: Path) -> bool:
+def _ours(merge_head: Path, journaled: bool) -> bool:
+    """Tell whether the merge in progress is kittydoit's: its message says so, or there is no message yet while
+    kittydoit's journal says it was merging the WP's dependencies (git writes MERGE_HEAD a moment before MERGE_MSG,
+    and a person's merge always has both)."""
     try:
         return (merge_head.parent / "MERGE_MSG").read_text(encoding="utf-8").startswith(_OURS)
+    except FileNotFoundError:
+        return journaled
     except OSError:
         return False
 

@@ -88,3 +88,34 @@ def test_a_half_made_worktree_is_found_under_the_name_git_gave_it_on_a_clash(tmp
                     "run)"]  # fmt: skip
     assert not worktree.exists() and not (admins / f"{name}1").exists()
     assert (admins / name / "gitdir").exists() and (tmp_path / name / ".git").exists()  # the other one is untouched
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_a_merge_cut_off_before_git_wrote_its_message_is_kittydoits_only_by_its_journal(
+    tmp_path: Path, journaled: bool
+) -> None:
+    # git writes MERGE_HEAD a moment before MERGE_MSG: a kill in between leaves a merge with no message, which
+    # repair takes for kittydoit's when kittydoit noted it was merging the WP's dependencies, and never otherwise.
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    ctx = load_context(repo.root, None, cache=False)
+    worktree = ctx.paths.worktree("WP01")
+    ctx.git.prepare_worktree(worktree, ctx.paths.branch("WP01"), "main")
+    head = ctx.git.head(worktree)
+    admin = repo.root / ".git" / "worktrees" / f"{FEATURE}-WP01"
+    if journaled:
+        repair.merge_started(ctx, "WP01", head)
+    (admin / "MERGE_HEAD").write_text(f"{head}\n")
+    with acquire_run_lock(ctx.paths):
+        if journaled:
+            done = repair.repair(ctx, "WP01")
+        else:
+            with pytest.raises(GitError) as failure:
+                repair.repair(ctx, "WP01")
+    if journaled:
+        assert done == [f"repaired: reset .worktrees/{FEATURE}-WP01 to {head[:12]}, where it was before the "
+                        "dependency merges a killed run cut off; they are made again"]  # fmt: skip
+        assert not (admin / "MERGE_HEAD").exists()
+        assert repair.repair(ctx, "WP01") == []
+    else:
+        assert "has a merge in progress that kittydoit did not start" in str(failure.value)
+        assert (admin / "MERGE_HEAD").exists()
