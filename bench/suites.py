@@ -469,11 +469,9 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     Python (the agents' "start" in the timeline, so every hand-off holds one); from its last line (its "end")
     to its exit as its parent sees it; a whole call of each role that sleeps no time (spawn to exit: its start,
     its imports, an implementer's file and commit, its exit), which is what each call adds to the time it is
-    drawn to sleep; what kittydoit's way of starting
-    an agent (``ProcessRunner.run``: the spare supervisor forked while the agent before ran spawns it) adds to
-    that; one ``git
-    rev-parse HEAD``; a new WP's worktree as kittydoit makes it (``Git.prepare_worktree`` of a new branch);
-    starting Python and importing kittydoit's CLI.
+    drawn to sleep; what kittydoit's way of starting an agent (``ProcessRunner.run``: the spare supervisor forked
+    while the agent before ran spawns it) adds to that; one ``git rev-parse HEAD``; a new WP's worktree as
+    kittydoit makes it (``Git.prepare_worktree`` of a new branch); starting Python and importing kittydoit's CLI.
     Each agent start follows *pause* seconds of idling, as in a run of sleeping agents, where every hand-off
     comes after one (a machine that idled runs the next steps slower than one kept busy).
     Each is in seconds, with its raw samples.

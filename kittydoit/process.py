@@ -479,11 +479,10 @@ def spare() -> supervisor.Spare:
     for owner in [pid for pid in _SPARE if pid != os.getpid()]:
         _close(_SPARE.pop(owner))
     ready = _SPARE.pop(os.getpid(), None)
-    if ready is not None and not _gone(ready.pid):
-        return ready
-    if ready is not None:
+    if ready is not None and _gone(ready.pid):  # killed while it waited
         _close(ready)
-    return supervisor.fork_spare()
+        ready = None
+    return ready or supervisor.fork_spare()
 
 
 def prepare_spare() -> None:

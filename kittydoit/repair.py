@@ -16,8 +16,8 @@ cut off while kittydoit merged a WP's dependencies is undone back to the commit 
 merges began, which kittydoit notes first (the worktree was clean then: what it left uncommitted was committed), and
 the merges are made again. A merge that is not kittydoit's (``MERGE_MSG`` not ``kittydoit: merge ...``), say one
 a person is resolving by hand, is never touched; one without a ``MERGE_MSG`` yet (git writes it a moment after
-``MERGE_HEAD``) is kittydoit's only when kittydoit noted that it was merging that WP's dependencies. When something cannot be repaired, the WP fails with a message
-naming the file and the command that fixes it.
+``MERGE_HEAD``) is kittydoit's only when kittydoit noted that it was merging that WP's dependencies. When something
+cannot be repaired, the WP fails with a message naming the file and the command that fixes it.
 """
 
 from __future__ import annotations
