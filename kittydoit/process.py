@@ -21,6 +21,7 @@ import select
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -340,8 +341,8 @@ def signals_held(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
             signal.signal(sig, handler)
     if received:
         handler = previous[received[0]]
-        if callable(handler):
-            handler(received[0], None)
+        if callable(handler):  # with this frame: a doit worker's handler looks for its task loop in it
+            handler(received[0], sys._getframe())
         elif handler == signal.SIG_DFL:
             raise KeyboardInterrupt
 

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _PR_SET_PDEATHSIG = 1
@@ -61,27 +63,50 @@ def fork_spare() -> Spare:
 
     Forking a big process (a doit worker) takes milliseconds, and the child's first steps as many again: done
     while the previous agent runs, they are off the way from one agent to the next (see kittydoit.process). A spare
-    that reads the end of its order pipe without an order (its parent closed it, or died) exits. In the child only
-    this function's own calls run (system calls through modules already imported), and it ends with ``os._exit``:
-    safe after ``fork`` even when the caller has other threads (multiprocessing's queue feeder in a doit worker,
-    kittydoit's preparing thread in the orchestrator). Everything else it inherited is closed at once, so it holds
-    no pipe or lock of its parent's while it waits.
+    that reads the end of its order pipe without an order (its parent closed it) exits, and one whose parent dies is
+    killed by the kernel. In the child only this function's own calls run (system calls through modules already
+    imported), and it ends with ``os._exit``: safe after ``fork`` even when the caller has other threads
+    (multiprocessing's queue feeder in a doit worker, kittydoit's preparing thread in the orchestrator).
+
+    At once, the spare leaves the run's process group and session, points its stdin, stdout and stderr at
+    ``/dev/null`` and closes everything else it inherited. So it holds no pipe, lock or terminal of its parent's
+    while it waits, and a Ctrl-C or hang-up sent to the run's process group never reaches it. Every signal it gets
+    was sent to it: a stop its parent sends after the order and before the agent has started stops that agent as
+    soon as it starts.
     """
+    prctl = _prctl()  # looked up here: the loader's lock may be held by another thread at the fork
     command_r, command_w = os.pipe()
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     parent = os.getpid()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() in a multi-threaded process
-        pid = os.fork()
+    # Blocked before the fork, so in the child from its first instant (as supervise() wants them): a stop sent to
+    # it at once would otherwise go to a Python handler it inherited, and be lost.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork() in a multi-threaded process
+            pid = os.fork()
+    except OSError:  # no memory, or too many processes: nothing was forked
+        for fd in (command_r, command_w, report_r, report_w, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    finally:
+        if os.getpid() == parent:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if pid:
         for fd in (command_r, report_w, out_w, err_w):
             os.close(fd)
         return Spare(pid, command_w, report_r, out_r, err_r)
     code = 70
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)  # as in supervise(), before anything else
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a spare has nothing to stop: it just goes
+        if os.getppid() != parent:  # the parent died before that took effect
+            os._exit(0)
+        os.setsid()  # out of the run's process group: a Ctrl-C or hang-up meant for the run never reaches it
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # it never holds the run's terminal or output pipe open, however long it waits
         _close_all_but({0, 1, 2, command_r, report_w, out_w, err_w})
         received = bytearray()
         while chunk := os.read(command_r, 65536):
@@ -99,8 +124,6 @@ def _start_ordered(received: bytearray, parent: int, out_w: int, err_w: int, rep
     """In a spare: start the agent that *received* orders, writing to *out_w* and *err_w*, supervise it until its
     tree is gone, reporting on *report_w*; return the exit code."""
     request = json.loads(received)
-    _forget_signals()  # a Ctrl-C or hang-up that reached it while it waited was for the run, not for its agent
-    os.setsid()
     stdin = os.open(request["stdin"] or os.devnull, os.O_RDONLY)
     for target, fd in enumerate((stdin, out_w, err_w)):
         if fd != target:
@@ -139,18 +162,18 @@ def _close_all_but(keep: set[int]) -> None:
     os.closerange(low, _MAX_FD)
 
 
-def _forget_signals() -> None:
-    """Take the blocked signals that are pending off this process: they were sent before it had an agent."""
-    for signum in signal.sigpending() & _WATCHED:
-        signal.sigtimedwait({signum}, 0)
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    """Return libc's ``prctl``."""
+    return ctypes.CDLL(None, use_errno=True).prctl
 
 
 def supervise(parent: int, grace: float, drain: float, report_fd: int, argv: list[str]) -> int:
     """Start *argv* and supervise it until its whole tree is gone; report on *report_fd*; return the exit code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, _NOW, 0, 0, 0)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl = _prctl()
+    prctl(_PR_SET_PDEATHSIG, _NOW, 0, 0, 0)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     os.set_inheritable(report_fd, False)
     report = os.fdopen(report_fd, "w", buffering=1)
     orphaned = os.getppid() != parent  # the parent died before the death signal was asked for

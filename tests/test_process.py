@@ -30,6 +30,15 @@ def wait_gone(pids: list[int], seconds: float = 10) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def python_c(
+    cwd: Path, code: str, *, timeout: float = 60, start_new_session: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run *code* in a new Python that imports this checkout's kittydoit."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False,
+                          timeout=timeout, start_new_session=start_new_session, env=env)  # fmt: skip
+
+
 def script(tmp_path: Path, code: str) -> list[str]:
     path = tmp_path / "agent.py"
     path.write_text(code)
@@ -190,8 +199,7 @@ def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start
         "discard_spare()\n"
         "print(len(Path(f'/proc/{me}/task/{me}/children').read_text().split()))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    result = python_c(tmp_path, code)
     assert result.returncode == 0, result.stderr
     during, after = map(int, result.stdout.split())
     assert during <= 2  # the last supervisor, ending, and the spare for the next agent: no zombie per run piles up
@@ -217,9 +225,7 @@ process.discard_spare()
 
 
 def run_spare_script(tmp_path: Path, between: str = "") -> list[int]:
-    result = subprocess.run([sys.executable, "-c", SPARE_RUN.format(between=between)], cwd=tmp_path,
-                            capture_output=True, text=True, check=False, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    result = python_c(tmp_path, SPARE_RUN.format(between=between), start_new_session=True)
     assert result.returncode == 0, result.stderr
     return [int(word) for word in result.stdout.split()]
 
@@ -231,20 +237,85 @@ def test_the_next_agent_starts_under_the_spare_supervisor_forked_while_the_last_
     assert code == 0
 
 
-def test_a_stop_signal_that_reached_a_waiting_spare_does_not_stop_its_agent(tmp_path: Path) -> None:
-    # A Ctrl-C reaches every process of the terminal's group, a waiting spare included: it was meant for the run,
-    # which stops its agents itself; a run that goes on must not see its next agent stopped by it.
+def test_a_stop_signal_sent_to_the_runs_process_group_does_not_reach_a_waiting_spare(tmp_path: Path) -> None:
+    # A Ctrl-C or hang-up reaches every process of the terminal's group: it is meant for the run, which stops its
+    # agents itself; a run that goes on must not see its next agent stopped by it. The script stands for a doit
+    # worker, which ignores both (kittydoit.workers).
     _, spare, second_supervisor, code = run_spare_script(
-        tmp_path, "os.kill(spare, signal.SIGINT); os.kill(spare, signal.SIGTERM); time.sleep(0.2)"
+        tmp_path,
+        "assert os.getsid(spare) == spare, 'the spare is in a session of its own'\n"
+        "for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):\n"
+        "    signal.signal(sig, signal.SIG_IGN)\n"
+        "    os.killpg(0, sig)\n"
+        "time.sleep(0.2)",
     )
     assert second_supervisor == spare
     assert code == 0
 
 
-def test_a_spare_that_died_is_replaced(tmp_path: Path) -> None:
-    _, spare, second_supervisor, code = run_spare_script(
-        tmp_path, "os.kill(spare, signal.SIGKILL); time.sleep(0.2)"
+def test_a_stop_sent_after_the_order_and_before_the_agent_started_stops_the_agent(tmp_path: Path) -> None:
+    # The stop a worker sends when a Ctrl-C comes as it hands the spare its order: the spare is held still
+    # (SIGSTOP) until the stop is sent, so the stop is surely pending before the spare has read its order.
+    code = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from kittydoit import process\n"
+        "process.prepare_spare()\n"
+        "spare = process._SPARE[os.getpid()].pid\n"
+        "os.kill(spare, signal.SIGSTOP)\n"
+        "proc = process._Supervised.start([sys.executable, '-c', 'import time; time.sleep(30)'], cwd=Path('.'),\n"
+        "                                 env=None, stdin_path=None, grace=1.0, drain=1.0)\n"
+        "assert proc.pid == spare\n"
+        "proc.send_signal(signal.SIGTERM)\n"
+        "os.kill(spare, signal.SIGCONT)\n"
+        "started = time.monotonic()\n"
+        "proc.wait(timeout=20)\n"
+        "said = proc.report.read().decode()\n"
+        "print(round(time.monotonic() - started, 1), said.split()[-1], flush=True)\n"
     )
+    result = python_c(tmp_path, code)
+    assert result.returncode == 0, result.stderr
+    took, agent_exit = result.stdout.split()
+    assert float(took) < 10  # not the agent's 30 s
+    assert int(agent_exit) == -signal.SIGTERM
+
+
+def test_a_waiting_spare_holds_none_of_the_runs_output_and_dies_with_its_parent(tmp_path: Path) -> None:
+    # Something else keeps the spare's order pipe open (here a child forked after it, which sleeps): the spare is
+    # not told by the pipe's end that its parent is gone, yet whoever reads the run's output sees its end when the
+    # run ends, and the spare goes with its parent.
+    code = (
+        "import os, time\n"
+        "from kittydoit import process\n"
+        "process.prepare_spare()\n"
+        "spare = process._SPARE[os.getpid()].pid\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    null = os.open(os.devnull, os.O_WRONLY)\n"
+        "    os.dup2(null, 1)\n"
+        "    os.dup2(null, 2)\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "end = time.monotonic() + 5\n"
+        "while os.readlink(f'/proc/{spare}/fd/1') != os.devnull and time.monotonic() < end:\n"
+        "    time.sleep(0.01)\n"
+        "print(spare, child, os.readlink(f'/proc/{spare}/fd/1'), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    started = time.monotonic()
+    result = python_c(tmp_path, code, timeout=25)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 20  # not the sleeping child's 30 s
+    spare, child, output = result.stdout.split()
+    try:
+        assert output == os.devnull
+        assert wait_gone([int(spare)]) == []
+    finally:
+        os.kill(int(child), signal.SIGKILL)
+
+
+def test_a_spare_that_died_is_replaced(tmp_path: Path) -> None:
+    _, spare, second_supervisor, code = run_spare_script(tmp_path, "os.kill(spare, signal.SIGKILL); time.sleep(0.2)")
     assert second_supervisor != spare
     assert code == 0
 
@@ -257,8 +328,7 @@ def test_a_spare_ends_with_the_process_that_forked_it(tmp_path: Path) -> None:
         "print(process._SPARE[os.getpid()].pid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})  # fmt: skip
+    result = python_c(tmp_path, code)
     assert result.returncode == -signal.SIGKILL
     spare = int(result.stdout)
     assert wait_gone([spare]) == []
@@ -282,8 +352,29 @@ def test_a_forked_child_does_not_take_its_parents_spare(tmp_path: Path) -> None:
         "print(os.waitstatus_to_exitcode(status), process._SPARE[os.getpid()].pid == mine, flush=True)\n"
         "process.discard_spare()\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False,
-                            timeout=60, env=env)  # fmt: skip
+    result = python_c(tmp_path, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "True"]
+
+
+def test_a_stop_held_through_a_step_reaches_a_doit_workers_handler_as_raised_inside_its_task_loop(
+    tmp_path: Path,
+) -> None:
+    # A worker's SIGTERM handler stops the task it runs, or ends a worker that has no task yet; it tells them apart
+    # by the frame the signal came in. A stop held until a step was done (an agent being handed to its supervisor)
+    # must be seen coming from that step: ending the worker there would leave the agent without its stop.
+    code = (
+        "import os, signal\n"
+        "from kittydoit import workers\n"
+        "from kittydoit.process import signals_held\n"
+        "def execute_task_subprocess():\n"  # doit's worker loop, by the name the handler looks for
+        "    with signals_held():\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "signal.signal(signal.SIGTERM, workers._Once())\n"
+        "try:\n"
+        "    execute_task_subprocess()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopping its task', flush=True)\n"
+    )
+    result = python_c(tmp_path, code)
+    assert (result.returncode, result.stdout) == (0, "stopping its task\n"), result.stderr
