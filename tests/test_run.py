@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import FEATURE, Repo, git, make_repo
 from test_process import alive, wait_gone
+
+# doit as this Python has it installed (its venv's bin), whether or not the venv is on PATH
+DOIT = shutil.which("doit", path=str(Path(sys.executable).parent)) or "doit"
 
 pytestmark = pytest.mark.slow
 
@@ -288,14 +293,14 @@ def test_timeout_fails_the_wp_and_stops_its_processes(tmp_path: Path) -> None:
 def test_plain_doit_with_the_dodo_file_runs_the_feature(diamond: Repo) -> None:
     dodo = Path(__file__).resolve().parents[1] / "dodo.py"
     (diamond.root / "dodo.py").write_text(dodo.read_text())
-    listing = subprocess.run(["doit", "list"], cwd=diamond.root, capture_output=True, text=True, check=True)
+    listing = subprocess.run([DOIT, "list"], cwd=diamond.root, capture_output=True, text=True, check=True)
     assert listing.stdout.splitlines()[:4] == [
         "WP01        Title of WP01",
         "WP02        Title of WP02",
         "WP03        Title of WP03",
         "WP04        Title of WP04",
     ]
-    result = subprocess.run(["doit", "-n", "2"], cwd=diamond.root, capture_output=True, text=True, check=False)
+    result = subprocess.run([DOIT, "-n", "2"], cwd=diamond.root, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert diamond.lane("WP04") == "done"
     state = json.loads((diamond.root / ".kittify/kittydoit" / FEATURE / "markers" / "WP04-review.json").read_text())
@@ -308,7 +313,7 @@ def test_plain_doit_takes_options_before_run_as_the_issue_writes_it(diamond: Rep
     (diamond.root / "dodo.py").write_text(dodo.read_text())
 
     def doit(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["doit", *args], cwd=diamond.root, capture_output=True, text=True, check=False)
+        return subprocess.run([DOIT, *args], cwd=diamond.root, capture_output=True, text=True, check=False)
 
     first = doit("-n", "2", "run", "WP01:implement")  # doit reads `run` here as a task name
     assert first.returncode == 0, first.stdout + first.stderr
