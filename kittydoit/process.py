@@ -238,7 +238,7 @@ class _Supervised:
         }  # fmt: skip
         try:
             return cls._ordered(spare, list(argv), request)
-        except BrokenPipeError:  # the spare was killed while it waited (say, with its process group): a new one
+        except BrokenPipeError:  # the spare died after spare() looked (someone killed it): a new one
             return cls._ordered(supervisor.fork_spare, list(argv), request)
 
     @classmethod
