@@ -37,6 +37,7 @@ _FINISH_WINDOW = 256 * 1024
 _PROC = Path("/proc")  # a final result is looked for in the last part of stdout only
 _SUPERVISOR_SLACK = 5.0  # seconds a supervisor may take beyond the grace period before it is killed itself
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+POKE = signal.SIGURG  # what a SignalRelay sends the main thread (a signal nothing else here uses; ignored by default)
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,59 @@ def signals_held(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
             handler(received[0], sys._getframe())
         elif handler == signal.SIG_DFL:
             raise KeyboardInterrupt
+
+
+class SignalRelay:
+    """Wake the main thread when another thread of this process took a signal, so its Python handler runs at once.
+
+    Python runs signal handlers in the main thread only. The kernel may hand a signal sent to the process to any
+    of its threads (a queue-feeder thread of doit's, kittydoit's progress or preparing thread), and there the C
+    level only notes it: a main thread asleep in a read (doit waiting for a worker's result, a worker waiting for
+    its next task) sleeps on, and the handler ran once the read returned, as late as the end of the next agent (a
+    Ctrl-C obeyed after 5 s, a worker's SIGTERM lost until it was killed). The relay has the signal written to a
+    pipe (``signal.set_wakeup_fd``, from whichever thread takes it) and a thread of its own sends :data:`POKE`
+    to the main thread alone: the read there ends (EINTR), and Python runs every handler that is due. Made and
+    closed in the main thread.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._poke = signal.signal(POKE, _poked)
+        self._wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._main = threading.get_ident()
+        self._thread = threading.Thread(target=self._relay, name="kittydoit-signals", daemon=True)
+        self._thread.start()
+
+    def _relay(self) -> None:
+        try:
+            while data := os.read(self._read, 64):
+                if 0 in data:  # written by close(): no signal has number 0
+                    return
+                if any(number != POKE for number in data):
+                    with contextlib.suppress(ProcessLookupError):  # the main thread is ending
+                        signal.pthread_kill(self._main, POKE)
+        finally:
+            os.close(self._read)
+
+    def close(self) -> None:
+        """Give the signals back as they were and end the relay's thread."""
+        signal.set_wakeup_fd(self._wakeup)
+        signal.signal(POKE, self._poke)
+        with contextlib.suppress(OSError):  # a pipe full of signal numbers: the thread lives on, harmless
+            os.write(self._write, b"\0")
+        self._thread.join(timeout=1.0)
+        os.close(self._write)
+
+    def forget(self) -> None:
+        """In a process forked from this one (where the relay's thread does not exist): close the relay's pipe."""
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):  # closed already
+                os.close(fd)
+
+
+def _poked(signum: int, frame: object) -> None:
+    """POKE's handler: nothing to do; the main thread woke, and the handlers that are due run."""
 
 
 @dataclass

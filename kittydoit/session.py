@@ -9,8 +9,10 @@ at the end, whatever happened; kittydoit's reporter opens and closes the session
   and stops its workers, and each worker has its agent stopped before it exits (:mod:`kittydoit.workers`). A
   second one makes the stop hurry: workers still stopping are killed, and their agents with them. The run is
   recorded as ``aborted`` with the reason (Ctrl-C, SIGTERM, SIGHUP, ``kittydoit abort``). Python drops an
-  exception a signal handler raises inside some callbacks (a fork hook, a finalizer); a stop that was asked for and
-  has not begun is therefore asked for again (:meth:`Session.stop_lost`, :meth:`Session.ask_again`).
+  exception a signal handler raises inside some callbacks (a fork hook, a finalizer), and some code must not be cut
+  in half by one (:func:`kittydoit.workers.interruptible`): a stop that came there is raised at the reporter's next
+  event, or asked for again (:meth:`Session.stop_lost`, :meth:`Session.ask_again`). A signal another thread took
+  reaches the main thread at once (:class:`kittydoit.process.SignalRelay`).
 - Agents die with their worker or orchestrator (:mod:`kittydoit.supervisor`); an agent process group recorded
   in ``pids/`` that still outlived them is stopped before work starts.
 """
@@ -36,7 +38,7 @@ from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
 from kittydoit.feature import FINISHED_3X
-from kittydoit.process import HELD_SIGNALS, discard_spare, stop_recorded
+from kittydoit.process import HELD_SIGNALS, SignalRelay, discard_spare, stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
 
@@ -68,6 +70,7 @@ class Session:
         self._lock: IO[str] | None = None
         self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
+        self._relay: SignalRelay | None = None
         self._pending: dict[str, tuple[str | None, str | None]] = {}
         self._flushed = 0.0
         self._flush_every = _FLUSH_EVERY
@@ -89,6 +92,7 @@ class Session:
         for sig in HELD_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
         self._previous[_AGAIN] = signal.signal(_AGAIN, self._on_ask_again)
+        self._relay = SignalRelay()
         multiprocessing.util.register_after_fork(self, Session._in_worker)  # doit's -n workers
         # Python drops what a handler raises inside fork hooks (logging has some): hold the KeyboardInterrupt
         # while doit forks a worker; the reporter raises it at the next event (see stop_lost).
@@ -157,6 +161,9 @@ class Session:
             discard_spare()  # with -n 1 the agents ran here
             if self.ctx.speckitty is not None:
                 self.ctx.speckitty.close()
+            if self._relay is not None:
+                self._relay.close()
+                self._relay = None
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
             self._previous = {}
@@ -177,10 +184,11 @@ class Session:
         return workers.reap(self.ctx.runner.grace_seconds, lambda: self.hurry)
 
     def _in_worker(self) -> None:
+        if self._relay is not None:
+            self._relay.forget()  # the orchestrator's; the worker makes its own
         workers.adopt(self._pid)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        del frame
         if os.getpid() != self._pid:
             return  # a doit worker between its fork and workers.adopt: the orchestrator stops the run
         if self.stop_reason:
@@ -195,7 +203,7 @@ class Session:
         else:
             self.stop_reason = "stopped by SIGTERM"
         self._asked = time.monotonic()
-        if not self._forking:
+        if not self._forking and workers.interruptible(frame):
             raise KeyboardInterrupt
 
     def _on_ask_again(self, signum: int, frame: FrameType | None) -> None:

@@ -14,6 +14,10 @@ handlers. kittydoit changes three things (:func:`adopt`, run in each worker righ
   the worker's main thread waits for its next task, and Python waits for every worker when the orchestrator exits.
   :func:`reap` (called when a run ends) gives the workers the agents' grace period and a second, then kills the
   ones still there, and at once when the user asks again (a second Ctrl-C).
+
+Two more things keep a stop prompt in the orchestrator and in each worker alike. A :class:`~kittydoit.process.
+SignalRelay` wakes the main thread when another thread took the signal. And a stop is not raised inside code that
+an exception would cut in half (:func:`interruptible`): there it is raised a moment later.
 """
 
 from __future__ import annotations
@@ -29,16 +33,32 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from kittydoit.process import SignalRelay
+
 _PR_SET_PDEATHSIG = 1
 _LOOK = 0.1  # seconds between looks at whether the user asked again
 _WORKER_LOOP = "execute_task_subprocess"  # doit 0.37's worker loop (doit.runner.MRunner)
+_AGAIN = 0.01  # seconds after which a stop that came at a bad moment is tried again
+# Code an exception raised by a signal handler must not cut in half, by function and file:
+# - multiprocessing's Queue._start_thread: cut between its two finalizers, the queue's feeder thread is joined when
+#   the process exits but never told to end, and the exit waits forever;
+# - doit's MRunner._run_start_processes (doit 0.37): it runs before the block that stops doit's workers when a run
+#   is interrupted, so the workers it had started were left waiting for work until :func:`reap` killed them.
+_UNINTERRUPTIBLE = (("_start_thread", "multiprocessing/queues.py"), ("_run_start_processes", "doit/runner.py"))
+# A forked worker's frames go on below this one: what the orchestrator was doing when it forked the worker.
+_FORKED = ("_bootstrap", "multiprocessing/process.py")
+_relay: SignalRelay | None = None  # this worker's (see adopt)
 
 
 def adopt(main_pid: int) -> None:
     """Make this freshly forked process a kittydoit worker of the orchestrator *main_pid* (see the module docstring)."""
+    global _relay  # noqa: PLW0603  # one per worker process, for its whole life
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _Once())
+    once = _Once()
+    signal.signal(signal.SIGTERM, once)
+    signal.signal(signal.SIGALRM, once)  # a SIGTERM tried again (see _Once)
+    _relay = SignalRelay()
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != main_pid:  # the orchestrator died before the request took effect
@@ -50,7 +70,8 @@ class _Once:
 
     doit's worker loop reports a KeyboardInterrupt to the orchestrator and ends; before the worker is in that loop
     (it is still starting), a KeyboardInterrupt would end it with a traceback, and it has nothing to stop yet: it
-    just exits.
+    just exits. A SIGTERM that comes where it must not be raised (see :func:`interruptible`) comes again as a
+    SIGALRM a moment later.
     """
 
     def __init__(self) -> None:
@@ -58,6 +79,9 @@ class _Once:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.fired:
+            return
+        if not interruptible(frame):
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN)
             return
         self.fired = True
         if not _in_worker_loop(frame):
@@ -72,6 +96,18 @@ def _in_worker_loop(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def interruptible(frame: FrameType | None) -> bool:
+    """Tell whether an exception may be raised in *frame*, where a signal came (see _UNINTERRUPTIBLE)."""
+    while frame is not None:
+        code = frame.f_code
+        if any(code.co_name == name and code.co_filename.endswith(file) for name, file in _UNINTERRUPTIBLE):
+            return False
+        if code.co_name == _FORKED[0] and code.co_filename.endswith(_FORKED[1]):
+            return True
+        frame = frame.f_back
+    return True
 
 
 def reap(grace_seconds: float, hurry: Callable[[], bool]) -> list[int]:

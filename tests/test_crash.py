@@ -7,10 +7,12 @@ group of its own, as a shell starts a job, so signals reach it as they would fro
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -201,6 +203,87 @@ def test_ctrl_c_at_30_instants_always_stops_promptly_without_a_traceback(tmp_pat
         assert wait_gone(agent_pids(repo), seconds=DIES_WITHIN) == [], context
         if (repo.root / ".kittify" / "kittydoit" / FEATURE / "run.lock").exists():
             assert run_lock_free(repo), context
+
+
+def tgkill(pid: int, tid: int, sig: signal.Signals) -> None:
+    """Send *sig* to thread *tid* of process *pid* alone: the kernel may hand a signal sent to a process to any
+    thread of it that does not block it, and that is the thread it goes to here."""
+    if ctypes.CDLL(None, use_errno=True).tgkill(pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+def other_threads(pid: int) -> list[int]:
+    return [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_ctrl_c_that_another_thread_of_the_orchestrator_takes_stops_the_run_at_once(diamond: Repo) -> None:
+    # The orchestrator's main thread waits for a worker's result, with the only agent at 60 s to go: Python runs
+    # signal handlers in the main thread only, and a signal taken by another thread must still wake it.
+    diamond.plan({"WP01": {"implement": [{"sleep": 60}]}})
+    run = diamond.popen("-n", "2", "run", start_new_session=True)
+    wait_for(lambda: len(diamond.started()) == 1, what="WP01's agent")
+    pids = agent_pids(diamond)
+    time.sleep(0.2)  # the orchestrator is back to waiting for a result
+    threads = other_threads(run.pid)
+    assert threads, "the orchestrator runs threads beside its main thread"
+    tgkill(run.pid, threads[0], signal.SIGINT)
+    pressed = time.monotonic()
+    out, err = communicate(run)
+    took = time.monotonic() - pressed
+    assert run.returncode == 130, out + err
+    assert "interrupted" in err and "Traceback" not in out + err
+    assert took < 5, out + err  # the agent stops at its SIGTERM; room for a loaded machine
+    assert wait_gone(pids, seconds=DIES_WITHIN) == []
+
+
+def test_a_sigterm_that_another_thread_of_an_idle_worker_takes_ends_that_worker_at_once(tmp_path: Path) -> None:
+    # WP01 and WP02 first, one on each worker (each worker then has a queue-feeder thread), then WP03 alone: one
+    # worker runs its agent, the other waits for work. The SIGTERM doit sends a worker when a run stops must not
+    # be lost in the waiting worker's other thread.
+    repo = make_repo(tmp_path / "repo", {"WP01": [], "WP02": [], "WP03": ["WP01", "WP02"]})
+    repo.plan({"WP03": {"implement": [{"sleep": 60}]}})
+    run = repo.popen("-n", "2", "run", start_new_session=True)
+    wait_for(lambda: "WP03" in repo.started(), what="WP03's agent")
+    pids = [c["pid"] for c in repo.calls() if "start" in c and c["wp"] == "WP03"]
+    busy = parent(parent(pids[0]))  # the agent's supervisor's parent
+    idle = [pid for pid in doit_workers(run.pid) if pid != busy]
+    assert len(idle) == 1, idle
+    time.sleep(0.2)  # the idle worker is back to waiting for work
+    threads = other_threads(idle[0])
+    assert threads, "a worker that ran a task runs its queue's feeder thread"
+    tgkill(idle[0], threads[0], signal.SIGTERM)
+    sent = time.monotonic()
+    out, err = communicate(run)
+    took = time.monotonic() - sent
+    assert run.returncode == 130, out + err  # the worker stopped: doit stops the run, as it does for a Ctrl-C
+    assert "Traceback" not in out + err
+    assert took < 5, out + err
+    assert wait_gone(pids, seconds=DIES_WITHIN) == []
+
+
+def communicate(run: subprocess.Popen[str], timeout: float = 30) -> tuple[str, str]:
+    """Return the run's output once it has ended; kill it, and fail, when it has not ended within *timeout*."""
+    try:
+        return run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_9(run)
+        raise
+
+
+def doit_workers(orchestrator: int) -> list[int]:
+    """Return the pids of the orchestrator's doit workers (its children running kittydoit)."""
+    found = []
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            if parent(pid) == orchestrator and alive(pid) and "kittydoit" in Path(f"/proc/{pid}/cmdline").read_text():
+                found.append(pid)
+        except OSError:  # it ended while we looked
+            continue
+    return found
 
 
 def test_ctrl_c_with_agents_that_ignore_sigterm_stops_within_the_grace_period_and_twice_at_once(

@@ -378,3 +378,39 @@ def test_a_stop_held_through_a_step_reaches_a_doit_workers_handler_as_raised_ins
     )
     result = python_c(tmp_path, code)
     assert (result.returncode, result.stdout) == (0, "stopping its task\n"), result.stderr
+
+
+# Delivers SIGNAL from inside multiprocessing's Queue._start_thread, between its two finalizers: the feeder thread
+# runs and will be joined when the process exits, but it is told to end only by the second finalizer.
+STOP_INSIDE_A_QUEUE_START = """
+import multiprocessing, multiprocessing.util, os, signal, time
+registered = []
+real_init = multiprocessing.util.Finalize.__init__
+def init(self, *args, **kwargs):
+    real_init(self, *args, **kwargs)
+    if not registered:
+        registered.append(self)
+        os.kill(os.getpid(), SIGNAL)
+multiprocessing.util.Finalize.__init__ = init
+"""
+
+
+def test_a_stop_that_comes_while_a_queue_starts_its_thread_is_raised_after_it_and_the_worker_exits(
+    tmp_path: Path,
+) -> None:
+    # Raised there, it left the queue's thread to be joined at exit and never ended: the worker hung until reaped.
+    code = STOP_INSIDE_A_QUEUE_START.replace("SIGNAL", "signal.SIGTERM") + (
+        "from kittydoit import workers\n"
+        "workers.adopt(os.getppid())\n"
+        "def execute_task_subprocess():\n"  # doit's worker loop, by the name the handler looks for
+        "    queue = multiprocessing.Queue()\n"
+        "    queue.put('a result')\n"  # starts the queue's thread: the SIGTERM comes in the middle
+        "    print('put', flush=True)\n"
+        "    time.sleep(5)\n"
+        "try:\n"
+        "    execute_task_subprocess()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopping its task', flush=True)\n"
+    )
+    result = python_c(tmp_path, code, timeout=20)
+    assert (result.returncode, result.stdout) == (0, "put\nstopping its task\n"), result.stderr

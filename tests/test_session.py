@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from conftest import make_repo
+from test_process import STOP_INSIDE_A_QUEUE_START, python_c
 
 from kittydoit.context import load_context
 from kittydoit.session import Session
@@ -61,3 +62,24 @@ def test_the_state_file_is_written_less_often_when_writing_it_is_slow(tmp_path: 
     state.ticks.now += 0.1
     session.wp("WP01", "done")
     assert state.writes[3:] == [{"WP01", "WP02"}]
+
+
+def test_a_ctrl_c_that_comes_while_a_queue_starts_its_thread_is_raised_at_the_reporters_next_event(
+    tmp_path: Path,
+) -> None:
+    # As doit hands out the first tasks: raised there, the orchestrator hung as it exited (see test_process).
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    code = STOP_INSIDE_A_QUEUE_START.replace("SIGNAL", "signal.SIGINT") + (
+        "from pathlib import Path\n"
+        "from kittydoit.context import load_context\n"
+        "from kittydoit.session import Session\n"
+        f"session = Session(load_context(Path({str(repo.root)!r}), None, cache=False))\n"
+        "session.start({'WP01': 'one'})\n"
+        "try:\n"
+        "    multiprocessing.Queue().put('a task')\n"
+        "    print('stop asked for, not begun:', session.stop_lost(), flush=True)\n"
+        "finally:\n"
+        "    session.close('aborted')\n"
+    )
+    result = python_c(tmp_path, code, timeout=20)
+    assert (result.returncode, result.stdout) == (0, "stop asked for, not begun: True\n"), result.stderr
