@@ -319,7 +319,8 @@ def signals_held(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
     finish first; *on_signal* is called at once for each signal held (say, to make a stop hurry). Only the Python
     handlers are swapped (masking the signal in this thread is not enough: the kernel may hand a process-wide signal
     to another thread). Signals that are ignored stay ignored. The first signal held goes to the handler it was
-    meant for once the step is done.
+    meant for once the step is done, also when the step failed: what a stop's handler raises then replaces the
+    failure (often the stop's own doing: with ``-n 0`` the git a step runs is in the terminal's process group too).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -340,12 +341,12 @@ def signals_held(on_signal: Callable[[], None] | None = None) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if received:
-        handler = previous[received[0]]
-        if callable(handler):  # with this frame: a doit worker's handler looks for its task loop in it
-            handler(received[0], sys._getframe())
-        elif handler == signal.SIG_DFL:
-            raise KeyboardInterrupt
+        if received:
+            handler = previous[received[0]]
+            if callable(handler):  # with this frame: a doit worker's handler looks for its task loop in it
+                handler(received[0], sys._getframe())
+            elif handler == signal.SIG_DFL:
+                raise KeyboardInterrupt  # the stop wins over what the step raised
 
 
 class SignalRelay:

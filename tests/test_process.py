@@ -380,6 +380,23 @@ def test_a_stop_held_through_a_step_reaches_a_doit_workers_handler_as_raised_ins
     assert (result.returncode, result.stdout) == (0, "stopping its task\n"), result.stderr
 
 
+def test_a_stop_held_through_a_step_that_failed_is_still_delivered(tmp_path: Path) -> None:
+    # With -n 0 the orchestrator runs git itself, in the terminal's process group: the Ctrl-C it holds back also
+    # kills the git command, whose failure must not hide the stop (the run ended "failed" instead of interrupted).
+    code = (
+        "import os, signal\n"
+        "from kittydoit.process import signals_held\n"
+        "try:\n"
+        "    with signals_held():\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        raise RuntimeError('git died of the same Ctrl-C')\n"
+        "except KeyboardInterrupt as stop:\n"
+        "    print('stopped after', type(stop.__context__).__name__, flush=True)\n"
+    )
+    result = python_c(tmp_path, code)
+    assert (result.returncode, result.stdout) == (0, "stopped after RuntimeError\n"), result.stderr
+
+
 # Delivers SIGNAL from inside multiprocessing's Queue._start_thread, between its two finalizers: the feeder thread
 # runs and will be joined when the process exits, but it is told to end only by the second finalizer.
 STOP_INSIDE_A_QUEUE_START = """
