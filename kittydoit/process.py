@@ -276,12 +276,12 @@ class _Supervised:
             return self.returncode
         end = time.monotonic() + timeout
         with contextlib.closing(_PidFd(self.pid)) as exited:
-            while self.poll() is None:
+            while (code := self.poll()) is None:
                 left = end - time.monotonic()
                 if left <= 0:
                     raise subprocess.TimeoutExpired(["kittydoit-supervisor"], timeout)
                 exited.wait(left)
-        return self.returncode
+        return code
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:  # never signal a pid that was reaped (and may be reused)

@@ -30,7 +30,7 @@ class Prompts:
         self.override_dir = root / OVERRIDE_DIR
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(self.override_dir), str(shipped("templates"))]),
-            bytecode_cache=_Compiled(_cache_dir()),
+            bytecode_cache=_Compiled(str(_cache_dir())),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,  # noqa: S701 -- prompts are plain text for agents, not HTML
@@ -69,7 +69,7 @@ def _cache_dir() -> Path:
     return Path(base) / "kittydoit" / "templates"
 
 
-class _Compiled(jinja2.FileSystemBytecodeCache):  # type: ignore[misc]
+class _Compiled(jinja2.FileSystemBytecodeCache):
     """Templates kept compiled between runs (compiling the three prompts is about 30 ms of every start). A cache
     that cannot be written makes a start slower, nothing else."""
 
