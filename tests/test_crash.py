@@ -275,11 +275,12 @@ def communicate(run: subprocess.Popen[str], timeout: float = 30) -> tuple[str, s
 
 
 def doit_workers(orchestrator: int) -> list[int]:
-    """Return the pids of the orchestrator's doit workers (its children running kittydoit)."""
+    """Return the pids of the orchestrator's doit workers (its children running `python -m kittydoit`, not git)."""
     found = []
     for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
         try:
-            if parent(pid) == orchestrator and alive(pid) and "kittydoit" in Path(f"/proc/{pid}/cmdline").read_text():
+            argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            if parent(pid) == orchestrator and alive(pid) and argv[1:3] == ["-m", "kittydoit"]:
                 found.append(pid)
         except OSError:  # it ended while we looked
             continue
