@@ -43,8 +43,14 @@ _AGAIN = 0.01  # seconds after which a stop that came at a bad moment is tried a
 # - multiprocessing's Queue._start_thread: cut between its two finalizers, the queue's feeder thread is joined when
 #   the process exits but never told to end, and the exit waits forever;
 # - doit's MRunner._run_start_processes (doit 0.37): it runs before the block that stops doit's workers when a run
-#   is interrupted, so the workers it had started were left waiting for work until :func:`reap` killed them.
-_UNINTERRUPTIBLE = (("_start_thread", "multiprocessing/queues.py"), ("_run_start_processes", "doit/runner.py"))
+#   is interrupted, so the workers it had started were left waiting for work until :func:`reap` killed them;
+# - threading's Thread.start: cut while it waits for the new thread, the thread runs but cannot be joined (the
+#   progress thread's stop raised "cannot join thread before it is started": a traceback).
+_UNINTERRUPTIBLE = (
+    ("_start_thread", "multiprocessing/queues.py"),
+    ("_run_start_processes", "doit/runner.py"),
+    ("start", "threading.py"),
+)
 # A forked worker's frames go on below this one: what the orchestrator was doing when it forked the worker.
 _FORKED = ("_bootstrap", "multiprocessing/process.py")
 _relay: SignalRelay | None = None  # this worker's (see adopt)

@@ -83,3 +83,33 @@ def test_a_ctrl_c_that_comes_while_a_queue_starts_its_thread_is_raised_at_the_re
     )
     result = python_c(tmp_path, code, timeout=20)
     assert (result.returncode, result.stdout) == (0, "stop asked for, not begun: True\n"), result.stderr
+
+
+def test_a_ctrl_c_that_comes_while_a_thread_starts_is_raised_after_the_start(tmp_path: Path) -> None:
+    # Raised while Thread.start waited for the new thread, the thread ran but could not be joined: the progress
+    # thread's stop then failed with a traceback.
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    code = (
+        "import os, signal, threading, time\n"
+        "from pathlib import Path\n"
+        "from kittydoit.context import load_context\n"
+        "from kittydoit.session import Session\n"
+        f"session = Session(load_context(Path({str(repo.root)!r}), None, cache=False))\n"
+        "session.start({'WP01': 'one'})\n"
+        "real_wait = threading.Event.wait\n"
+        "def wait(self, timeout=None):\n"  # Thread.start waits for the new thread here: the Ctrl-C comes now
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n"
+        "    return real_wait(self, timeout)\n"
+        "threading.Event.wait = wait\n"
+        "thread = threading.Thread(target=time.sleep, args=(0.1,))\n"
+        "try:\n"
+        "    thread.start()\n"
+        "    threading.Event.wait = real_wait\n"
+        "    print('stop asked for, not begun:', session.stop_lost(), flush=True)\n"
+        "finally:\n"
+        "    thread.join()\n"
+        "    session.close('aborted')\n"
+    )
+    result = python_c(tmp_path, code, timeout=20)
+    assert (result.returncode, result.stdout) == (0, "stop asked for, not begun: True\n"), result.stderr
