@@ -29,7 +29,7 @@ from typing import Any
 from kittydoit import detect
 from kittydoit.config import AgentSettings, Config
 from kittydoit.outputs import AgentOutput
-from kittydoit.process import ProcessResult
+from kittydoit.process import ProcessResult, after_next_start
 from kittydoit.slots import GLOBAL, Slots
 from kittydoit.state import AgentHealth, WPRecord
 
@@ -193,7 +193,9 @@ class PhaseRun:
                 tries += 1
                 try:
                     overall = self._global_slot(agent)
-                    self.record.update(agent=agent.id, attempt=tries, waiting=None)
+                    # Written once the agent runs (the next write, at the latest), not on the way to its start.
+                    self.record.note(agent=agent.id, attempt=tries, waiting=None)
+                    after_next_start(self.record.flush)
                     try:
                         result = attempt(agent)
                     finally:

@@ -107,6 +107,7 @@ class ProcessRunner:
                 _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
             prepare_spare()  # for the next agent, while this one runs
+            _do_put_off()
             out, err, said = bytearray(), bytearray(), bytearray()
             watch = _Watch(deadline, idle_timeout, self.drain_seconds, self.finish_wait, time.monotonic())
             try:
@@ -547,6 +548,28 @@ def prepare_spare() -> None:
         return
     with contextlib.suppress(OSError), signals_held():  # no spare (no memory, too many processes): forked when needed
         _SPARE[os.getpid()] = supervisor.fork_spare()
+
+
+def after_next_start(work: Callable[[], None]) -> None:
+    """Do *work* once this process's next agent has started, while it runs, rather than on the way to it.
+
+    For writes that only save time later (a parse-cache entry, say): they sat between one agent's exit and the next
+    one's start. Work still waiting when the process ends is not done, so nothing may depend on it; an ``OSError``
+    it raises is ignored for the same reason.
+    """
+    _PUT_OFF.append((os.getpid(), work))
+
+
+def _do_put_off() -> None:
+    """Do the work put off until this agent's start (see after_next_start); a forked copy's is its parent's."""
+    while _PUT_OFF:
+        pid, work = _PUT_OFF.pop(0)
+        if pid == os.getpid():
+            with contextlib.suppress(OSError):
+                work()
+
+
+_PUT_OFF: list[tuple[int, Callable[[], None]]] = []  # (the process that put it off, the work): see after_next_start
 
 
 def discard_spare() -> None:

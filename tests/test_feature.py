@@ -14,6 +14,7 @@ from conftest import CORPUS, FEATURE, git, make_repo, wp_text
 from kittydoit.errors import FeatureError
 from kittydoit.feature import find_cycle, find_root, load_feature, select_feature
 from kittydoit.lanes import Lanes
+from kittydoit.process import ProcessRunner
 from kittydoit.wpfile import WPDocument
 
 
@@ -270,6 +271,8 @@ def test_a_lane_move_refreshes_the_cache(tmp_path: Path, monkeypatch: pytest.Mon
     cache = tmp_path / "cache"
     feature = load_feature(tmp_path, folder, cache=cache)
     Lanes(feature, lambda: datetime(2026, 1, 1, tzinfo=UTC)).move("WP01", "doing", agent="a", note="start")
+    assert not (cache / "WP01-a.md.json").exists()  # not on the way to the next agent: once it has started
+    ProcessRunner().run(["true"], cwd=tmp_path, log_path=tmp_path / "agent.log")
     entry = json.loads((cache / "WP01-a.md.json").read_text())  # a lane move writes the moved WP's entry alone
     with monkeypatch.context() as patched:
         patched.setattr(WPDocument, "decode", None)  # found in the cache: not parsed again

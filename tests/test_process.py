@@ -357,6 +357,37 @@ def test_a_forked_child_does_not_take_its_parents_spare(tmp_path: Path) -> None:
     assert result.stdout.split() == ["0", "True"]
 
 
+def test_work_put_off_is_done_while_the_next_agent_runs_and_only_by_the_process_that_put_it_off(
+    tmp_path: Path,
+) -> None:
+    # The agent waits for the file the put-off work writes: done before the agent's start or after its end, the
+    # agent would time out. A forked child's next agent does not do its parent's work; a failing write is ignored.
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from kittydoit import process\n"
+        "from kittydoit.process import ProcessRunner, after_next_start\n"
+        "def write(name):\n"
+        "    Path(name).write_text(str(os.getpid()))\n"
+        "after_next_start(lambda: write('parents'))\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    ProcessRunner().run(['true'], cwd=Path('.'), log_path=Path('child.log'))\n"
+        "    process.discard_spare()\n"
+        "    os._exit(0)\n"
+        "os.waitpid(child, 0)\n"
+        "print(Path('parents').exists(), flush=True)\n"
+        "after_next_start(lambda: write('missing/folder'))\n"
+        "wait = 'for i in $(seq 100); do [ -e parents ] && exit 0; sleep 0.05; done; exit 7'\n"
+        "result = ProcessRunner().run(['sh', '-c', wait], cwd=Path('.'), log_path=Path('agent.log'), timeout=20)\n"
+        "print(result.returncode, Path('parents').read_text() == str(os.getpid()), process._PUT_OFF, flush=True)\n"
+        "process.discard_spare()\n"
+    )
+    result = python_c(tmp_path, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "0", "True", "[]"]
+
+
 def test_a_stop_held_through_a_step_reaches_a_doit_workers_handler_as_raised_inside_its_task_loop(
     tmp_path: Path,
 ) -> None:

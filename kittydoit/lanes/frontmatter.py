@@ -15,6 +15,7 @@ runs unattended and must not create commits in the checkout people work in.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from kittydoit.errors import FeatureError
 from kittydoit.feature import LANES, Feature
 from kittydoit.git import Git
 from kittydoit.lanes.base import NO_DETAILS, Feedback, LaneError
+from kittydoit.process import after_next_start
 from kittydoit.state import write_atomic
 from kittydoit.wpfile import WPDocument, read_raw
 
@@ -140,7 +142,8 @@ class Lanes:
             after = doc.text().encode("utf-8")
             write_atomic(path, after)
             self._known[path] = (after, doc)
-            self.feature.remember((old, before), (path, after), lane)
+            # Off the hand-off between two agents: the entry only spares the next load a parse.
+            after_next_start(functools.partial(self.feature.remember, (old, before), (path, after), lane))
         except (FeatureError, OSError) as error:  # a lane that cannot be recorded fails the WP, never silently
             raise LaneError(f"cannot record lane {lane} in {self.feature.relpath(path)}: {error}") from None
         if self.commit and self.git is not None:
