@@ -361,7 +361,8 @@ def test_work_put_off_is_done_while_the_next_agent_runs_and_only_by_the_process_
     tmp_path: Path,
 ) -> None:
     # The agent waits for the file the put-off work writes: done before the agent's start or after its end, the
-    # agent would time out. A forked child's next agent does not do its parent's work; a failing write is ignored.
+    # agent would time out. A forked child's next agent does not do its parent's work; a failing write is ignored;
+    # an agent that ends before the work is due has it done right after its end.
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
@@ -381,11 +382,14 @@ def test_work_put_off_is_done_while_the_next_agent_runs_and_only_by_the_process_
         "wait = 'for i in $(seq 100); do [ -e parents ] && exit 0; sleep 0.05; done; exit 7'\n"
         "result = ProcessRunner().run(['sh', '-c', wait], cwd=Path('.'), log_path=Path('agent.log'), timeout=20)\n"
         "print(result.returncode, Path('parents').read_text() == str(os.getpid()), process._PUT_OFF, flush=True)\n"
+        "after_next_start(lambda: write('short'))\n"
+        "ProcessRunner().run(['true'], cwd=Path('.'), log_path=Path('short.log'))\n"
+        "print(Path('short').exists(), flush=True)\n"
         "process.discard_spare()\n"
     )
     result = python_c(tmp_path, code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "0", "True", "[]"]
+    assert result.stdout.split() == ["False", "0", "True", "[]", "True"]  # an agent that ended at once: after it
 
 
 def test_a_stop_held_through_a_step_reaches_a_doit_workers_handler_as_raised_inside_its_task_loop(
