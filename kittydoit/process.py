@@ -151,10 +151,12 @@ class ProcessRunner:
             selector.register(proc.stderr, selectors.EVENT_READ, err)
             selector.register(said[0], selectors.EVENT_READ, said[1])
             while selector.get_map():
-                if watch.put_off_at is not None and time.monotonic() >= watch.put_off_at:
+                now = time.monotonic()
+                if watch.put_off_at is not None and now >= watch.put_off_at:
                     watch.put_off_at = None
                     _do_put_off()
-                ending = watch.ending(time.monotonic(), proc)
+                    now = time.monotonic()
+                ending = watch.ending(now, proc)
                 if ending == "drained":
                     break  # a left-behind child holds the pipes open; _stop ends it
                 if ending:
@@ -572,7 +574,7 @@ def after_next_start(work: Callable[[], None]) -> None:
 
 
 def _do_put_off() -> None:
-    """Do the work put off until this agent's start (see after_next_start); a forked copy's is its parent's."""
+    """Do the work put off until an agent runs (see after_next_start); a forked copy's is its parent's, dropped."""
     while _PUT_OFF:
         pid, work = _PUT_OFF.pop(0)
         if pid == os.getpid():
