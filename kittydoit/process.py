@@ -103,6 +103,7 @@ class ProcessRunner:
             agent: list[int] = []  # its pid, once the supervisor has started it
             stack.callback(self._stop, proc, agent)
             agent.append(_started(proc, report, argv[0]))
+            _do_at_start()
             if pid_file:
                 _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
@@ -558,6 +559,26 @@ def prepare_spare() -> None:
         return
     with contextlib.suppress(OSError), signals_held():  # no spare (no memory, too many processes): forked when needed
         _SPARE[os.getpid()] = supervisor.fork_spare()
+
+
+def at_next_start(work: Callable[[], None]) -> None:
+    """Do *work* right after this process's next agent has started (its supervisor reported its pid).
+
+    For what waits for that start elsewhere (:class:`kittydoit.workers.FirstAgentFirst`): it must be quick. Work
+    still waiting when the process ends is not done; an ``OSError`` it raises is ignored.
+    """
+    _AT_START.append((os.getpid(), work))
+
+
+def _do_at_start() -> None:
+    while _AT_START:
+        pid, work = _AT_START.pop(0)
+        if pid == os.getpid():  # a forked copy's is its parent's: dropped
+            with contextlib.suppress(OSError):
+                work()
+
+
+_AT_START: list[tuple[int, Callable[[], None]]] = []  # (the process that asked, the work): see at_next_start
 
 
 def after_next_start(work: Callable[[], None]) -> None:

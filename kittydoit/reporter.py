@@ -41,6 +41,7 @@ from typing import IO, Any, Protocol
 from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
 from kittydoit import summary as summaries
+from kittydoit import workers
 from kittydoit.ahead import Preparer
 from kittydoit.context import Context
 from kittydoit.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_WP_FAILED, UserError
@@ -155,6 +156,7 @@ class Reporter:
         self._view: View = PlainView(self.out, self._stamp)
         self._ticker: _Ticker | None = None
         self._run_id: str | None = None
+        self._workers = workers
         self._ahead = Preparer(ctx, workers)  # worktrees made while the last dependency is in review
         self._selected: list[str] | None = None  # the tasks this run was asked for, until its first task starts
 
@@ -172,6 +174,8 @@ class Reporter:
             sys.stderr.write(f"ERROR: {refusal}\n")
             raise SystemExit(EXIT_BAD_INPUT) from None
         self.ran = True
+        if self.ctx.feature.format == "0.x":  # a 3.x claim takes a second: holding back for it would cost more
+            workers.hold_back(self._workers)  # before doit forks them: see kittydoit.workers.FirstAgentFirst
         self._selected = list(selected_tasks)
         self._run_id = self.session.run_id
         self.started = time.monotonic()
@@ -307,6 +311,7 @@ class Reporter:
             try:
                 self.session.reap_workers()  # a worker stuck in doit's job queue must not hold the exit
             finally:
+                workers.release()
                 self.session.close(status)
 
     def exit_code(self) -> int:

@@ -27,13 +27,14 @@ import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-from kittydoit.process import SignalRelay
+from kittydoit.process import SignalRelay, at_next_start
 
 _PR_SET_PDEATHSIG = 1
 _LOOK = 0.1  # seconds between looks at whether the user asked again
@@ -133,3 +134,95 @@ def reap(grace_seconds: float, hurry: Callable[[], bool]) -> list[int]:
     for worker in workers:
         worker.join(timeout=5)
     return [w.pid for w in workers if w.pid is not None]
+
+
+# ---- the first agent first ---------------------------------------------------------------------------------
+
+
+class FirstAgentFirst:
+    """At a run's start, hold the other workers back until the first one's agent has started (:data:`HOLD` at most).
+
+    doit forks its ``-n`` workers one after another and hands each a task at once, the task on the longest chain
+    first. Started together on a 2-core machine, every worker made its worktree, rendered its prompt and started its
+    agent beside the others: at ``-n 4`` the first agent started 20-40 ms later than at ``-n 1``, for work the others
+    did no sooner. So the first worker to begin a task takes the one token there is (a byte in a pipe: one ``read``
+    gets it) and opens the gate once its agent has started (:func:`kittydoit.process.at_next_start`) or its task has
+    ended, whichever comes first; the others wait for that at their first task, :data:`HOLD` seconds at most (the
+    first one stuck, say, behind a slow git). Later tasks never wait.
+
+    Made in the orchestrator before doit forks its workers (:func:`hold_back`), so every worker inherits its pipes.
+    """
+
+    def __init__(self) -> None:
+        self._token, token_in = os.pipe()
+        os.write(token_in, b"1")
+        os.close(token_in)  # once the byte is taken, the others read an end of file
+        os.set_blocking(self._token, False)
+        self._gate, self._gate_in = os.pipe()
+        self._decided: int | None = None  # the process that has had its turn (a forked copy has not)
+        self._opener: int | None = None  # the process that opens the gate
+
+    def wait_turn(self) -> None:
+        """In a worker, before its task: at its first one, take the token or wait for the gate (see the class)."""
+        me = os.getpid()
+        if self._decided == me:
+            return
+        self._decided = me
+        try:
+            first = os.read(self._token, 1) == b"1"
+        except OSError:  # closed: the run is ending
+            return
+        if first:
+            self._opener = me
+            at_next_start(self.open)
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._gate], [], [], HOLD)
+
+    def open(self) -> None:
+        """Let the other workers go (by the token's holder: its agent started or its task ended); then a no-op."""
+        if self._opener == os.getpid():
+            self._opener = None
+            with contextlib.suppress(OSError):
+                os.write(self._gate_in, b"1")
+
+    def close(self) -> None:
+        for fd in (self._token, self._gate, self._gate_in):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+HOLD = 0.2  # seconds a worker waits at most at its first task for the first agent's start (see FirstAgentFirst)
+_first: FirstAgentFirst | None = None  # this run's (see hold_back)
+
+
+def hold_back(workers: int) -> None:
+    """Before doit forks *workers* workers (more than one): have them start their first tasks one agent after the
+    first (see FirstAgentFirst)."""
+    global _first  # noqa: PLW0603  # one per run, inherited by every worker
+    release()
+    if workers > 1:
+        _first = FirstAgentFirst()
+
+
+@contextlib.contextmanager
+def turn() -> Iterator[None]:
+    """Around a task in a worker: at its first, wait for the run's first agent to start, or be the one that starts
+    it and let the others go when it has (or the task has ended without one). See FirstAgentFirst."""
+    first = _first
+    if first is None:
+        yield
+        return
+    first.wait_turn()
+    try:
+        yield
+    finally:
+        first.open()
+
+
+def release() -> None:
+    """When a run ends: close the pipes of :func:`hold_back`."""
+    global _first  # noqa: PLW0603
+    if _first is not None:
+        _first.close()
+        _first = None

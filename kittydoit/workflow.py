@@ -24,7 +24,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from kittydoit import evidence, outputs, prompts, repair
+from kittydoit import evidence, outputs, prompts, repair, workers
 from kittydoit.agents import PromptTooLong
 from kittydoit.attempts import Attempt, NeedsHuman, Outcome, PhaseRun, classify
 from kittydoit.config import AgentSettings
@@ -115,7 +115,7 @@ def _boundary(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _note(log_path, f"{phase} {wp_id} started")
     try:
-        with _wp_lock(ctx, wp_id):
+        with workers.turn(), _wp_lock(ctx, wp_id):  # turn: at a worker's first task, the run's first agent goes first
             state = _Phase(ctx, wp_id)
             try:
                 return work(state)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kittydoit.process import ProcessRunner, process_start_time, stop_recorded
 
@@ -118,6 +119,7 @@ def test_idle_timeout(tmp_path: Path) -> None:
 RUNNER_SCRIPT = """
 import sys
 from pathlib import Path
+from typing import Any
 from kittydoit.process import ProcessRunner
 tmp = Path(sys.argv[1])
 try:
@@ -211,6 +213,7 @@ def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start
 SPARE_RUN = """
 import os, signal, sys, time
 from pathlib import Path
+from typing import Any
 from kittydoit import process
 from kittydoit.process import ProcessRunner
 runner = ProcessRunner(grace_seconds=1)
@@ -466,3 +469,77 @@ def test_a_stop_that_comes_while_a_queue_starts_its_thread_is_raised_after_it_an
     )
     result = python_c(tmp_path, code, timeout=20)
     assert (result.returncode, result.stdout) == (0, "put\nstopping its task\n"), result.stderr
+
+
+# Three forked "workers", as doit forks its -n workers after the reporter's hold_back. Each records when its first
+# and second tasks began; in its first, the worker that takes the token waits a moment (its worktree) and then
+# either starts an agent that records its own start, or ends without one.
+FIRST_AGENT_FIRST = """
+import json, os, sys, time
+from pathlib import Path
+from typing import Any
+from kittydoit import process, workers
+from kittydoit.process import ProcessRunner
+workers.HOLD = float(sys.argv[1])
+workers.hold_back(3)
+children = []
+for number in range(3):
+    child = os.fork()
+    if child == 0:
+        me = str(os.getpid())
+        began = []
+        with workers.turn():
+            began.append(time.time())
+            first = workers._first._opener == os.getpid()
+            if first:
+                time.sleep(0.3)
+                if sys.argv[2] == "agent":
+                    ProcessRunner().run(["sh", "-c", "date +%s.%N > agent; sleep 0.5"], cwd=Path("."),
+                                        log_path=Path(me + ".log"))
+                elif sys.argv[2] == "stuck":
+                    time.sleep(2)
+        with workers.turn():  # a later task never waits
+            began.append(time.time())
+        Path(me + ".json").write_text(json.dumps({"first": first, "began": began}))
+        process.discard_spare()
+        os._exit(0)
+    children.append(child)
+for child in children:
+    os.waitpid(child, 0)
+workers.release()
+print(json.dumps([json.loads(Path(f"{child}.json").read_text()) for child in children]))
+"""
+
+
+def _first_agent_first(tmp_path: Path, hold: float, first_does: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_AGENT_FIRST, str(hold), first_does], cwd=tmp_path, capture_output=True, text=True,
+        check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    workers_seen = json.loads(result.stdout)
+    firsts = [w for w in workers_seen if w["first"]]
+    assert len(firsts) == 1  # one token: one worker goes first
+    return firsts[0], [w for w in workers_seen if not w["first"]]
+
+
+def test_at_a_run_s_start_the_other_workers_wait_until_the_first_worker_s_agent_has_started(tmp_path: Path) -> None:
+    first, others = _first_agent_first(tmp_path, hold=30, first_does="agent")
+    agent_start = float((tmp_path / "agent").read_text())
+    for worker in others:
+        # let go once the agent was started (its shell stamps a moment later), not by the hold
+        assert first["began"][0] + 0.3 <= worker["began"][0]
+        assert agent_start - 0.1 <= worker["began"][0] < agent_start + 5
+        assert worker["began"][1] - worker["began"][0] < 1  # and only at their first task
+    assert first["began"][0] < agent_start
+
+
+def test_a_first_task_that_ends_without_an_agent_lets_the_others_go_and_a_stuck_one_holds_them_only_so_long(
+    tmp_path: Path,
+) -> None:
+    first, others = _first_agent_first(tmp_path, hold=30, first_does="nothing")
+    for worker in others:
+        assert first["began"][0] + 0.3 <= worker["began"][0] < first["began"][0] + 5
+    first, others = _first_agent_first(tmp_path, hold=0.5, first_does="stuck")
+    for worker in others:
+        assert first["began"][0] + 0.5 <= worker["began"][0] < first["began"][0] + 2  # the hold, not the 2.3 s task
