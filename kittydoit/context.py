@@ -93,6 +93,10 @@ class Paths:
     def wp_record(self, wp_id: str) -> Path:
         return self.state / "wps" / f"{wp_id}.json"
 
+    def kept_diff(self, wp_id: str) -> Path:
+        """The last diff of the WP's change, shared by its implement and review (see Git.diff)."""
+        return self.state / "diffs" / f"{wp_id}.json"
+
     @property
     def run_file(self) -> Path:
         return self.state / "run.json"

@@ -267,7 +267,8 @@ def _implement_once(phase: _Phase, worktree: Path, base: str, *, feedback: Feedb
         if not result:
             return result
         message = f"{wp.id}: {wp.title}\n\nImplemented by {agent.id} through kittydoit."
-        change = ctx.git.commit_all_then_diff(worktree, message, base)  # kept for the review (see Git.diff)
+        # kept for the review (see Git.diff)
+        change = ctx.git.commit_all_then_diff(worktree, message, base, keep=ctx.paths.kept_diff(wp.id))
         if change.empty and ctx.git.same_tree(base, change.head, cwd=worktree):
             return result.failed(Outcome.NO_CHANGE, "finished without changing anything",
                                  f"the WP's change is empty in {ctx.paths.rel(worktree)}")  # fmt: skip
@@ -346,7 +347,7 @@ def _review(phase: _Phase) -> dict[str, Any]:
 def _review_once(phase: _Phase, worktree: Path, base: str, implementer: str) -> tuple[str, outputs.Verdict, Diff]:
     """Have the change reviewed once, with retries and fallback; return the reviewer, its verdict and the diff."""
     ctx, wp = phase.ctx, phase.wp
-    diff = ctx.git.diff(worktree, base)
+    diff = ctx.git.diff(worktree, base, keep=ctx.paths.kept_diff(wp.id))
     context = _prompt_context(ctx, wp, worktree) | {"diff": _diff_context(diff)}
     prompt = ctx.prompts.render(prompts.REVIEW, context)
     verdicts: dict[str, outputs.Verdict] = {}

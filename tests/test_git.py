@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -254,3 +255,34 @@ def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_le
     assert "committed.txt" in after.stat and "left.txt" in after.stat
     assert git(worktree, "status", "--porcelain") == ""
     assert tool.commit_all_then_diff(worktree, "nothing", after.head).empty  # no change at all
+
+
+def test_the_implements_diff_is_kept_for_a_review_in_another_process_and_only_for_the_same_commits(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    implementer = Git(repo.root, tmp_path / "git.lock")
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    implementer.prepare_worktree(worktree, "001-demo-WP01", "main")
+    base = implementer.rev("HEAD", cwd=worktree)
+    (worktree / "change.txt").write_text("the agent's change\n")
+    git(worktree, "add", "change.txt")
+    git(worktree, "commit", "-q", "-m", "agent")
+    keep = tmp_path / "state" / "diffs" / "WP01.json"
+    change = implementer.commit_all_then_diff(worktree, "left over", base, keep=keep)
+    assert "change.txt" in change.stat and keep.exists()
+    # A reviewer in another worker (a Git of its own: nothing cached) reads the kept diff instead of asking git:
+    # doctored here, so what it returns shows where it came from.
+    kept = json.loads(keep.read_text())
+    keep.write_text(json.dumps({**kept, "patch": "from the kept file"}))
+    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep).patch == "from the kept file"
+    # Other commits (the WP was implemented again), a smaller cut, or a file that cannot be read: git is asked,
+    # and what it says is kept.
+    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, 10, keep=keep).patch == change.patch[:10]
+    (worktree / "more.txt").write_text("a second attempt\n")
+    git(worktree, "add", "more.txt")
+    git(worktree, "commit", "-q", "-m", "again")
+    again = Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep)
+    assert "more.txt" in again.stat and json.loads(keep.read_text())["head"] == again.head
+    keep.write_text('{"base": "half written')
+    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep) == again
