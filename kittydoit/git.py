@@ -11,14 +11,13 @@ an agent left behind, and a hook or a passphrase prompt must not stall an unatte
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kittydoit.process import signals_held
@@ -490,7 +489,7 @@ class Git:
             if keep is not None:
                 with contextlib.suppress(OSError):  # only a git process saved later
                     keep.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(keep, json.dumps({"limit": limit, **dataclasses.asdict(diff)}))
+                    write_atomic(keep, json.dumps({"limit": limit, **asdict(diff)}))
         while len(self._diffs) >= _DIFFS_KEPT:
             del self._diffs[next(iter(self._diffs))]  # the oldest
         self._diffs[key] = diff

@@ -103,7 +103,7 @@ class ProcessRunner:
             agent: list[int] = []  # its pid, once the supervisor has started it
             stack.callback(self._stop, proc, agent)
             agent.append(_started(proc, report, argv[0]))
-            _do_at_start()
+            _do_queued(_AT_START)
             if pid_file:
                 _record(pid_file, agent[0], proc.pid)
                 stack.callback(_unlink, pid_file)
@@ -119,7 +119,7 @@ class ProcessRunner:
                 proc.stdout.close()
                 proc.stderr.close()
             duration = time.monotonic() - started
-        _do_put_off()  # what an agent that ended sooner left undone
+        _do_queued(_PUT_OFF)  # what an agent that ended sooner left undone
         return ProcessResult(
             argv=tuple(argv),
             returncode=_exit_code(said, proc) if ending is None else None,
@@ -155,7 +155,7 @@ class ProcessRunner:
                 now = time.monotonic()
                 if watch.put_off_at is not None and now >= watch.put_off_at:
                     watch.put_off_at = None
-                    _do_put_off()
+                    _do_queued(_PUT_OFF)
                     now = time.monotonic()
                 ending = watch.ending(now, proc)
                 if ending == "drained":
@@ -570,14 +570,6 @@ def at_next_start(work: Callable[[], None]) -> None:
     _AT_START.append((os.getpid(), work))
 
 
-def _do_at_start() -> None:
-    while _AT_START:
-        pid, work = _AT_START.pop(0)
-        if pid == os.getpid():  # a forked copy's is its parent's: dropped
-            with contextlib.suppress(OSError):
-                work()
-
-
 _AT_START: list[tuple[int, Callable[[], None]]] = []  # (the process that asked, the work): see at_next_start
 
 
@@ -594,10 +586,10 @@ def after_next_start(work: Callable[[], None]) -> None:
     _PUT_OFF.append((os.getpid(), work))
 
 
-def _do_put_off() -> None:
-    """Do the work put off until an agent runs (see after_next_start); a forked copy's is its parent's, dropped."""
-    while _PUT_OFF:
-        pid, work = _PUT_OFF.pop(0)
+def _do_queued(queue: list[tuple[int, Callable[[], None]]]) -> None:
+    """Do the work *queue* holds (see at_next_start, after_next_start); a forked copy's is its parent's, dropped."""
+    while queue:
+        pid, work = queue.pop(0)
         if pid == os.getpid():
             with contextlib.suppress(OSError):
                 work()

@@ -144,7 +144,7 @@ class FirstAgentFirst:
 
     doit forks its ``-n`` workers one after another and hands each a task at once, the task on the longest chain
     first. Started together on a 2-core machine, every worker made its worktree, rendered its prompt and started its
-    agent beside the others: at ``-n 4`` the first agent started 20-40 ms later than at ``-n 1``, for work the others
+    agent beside the others: at ``-n`` 4-8 the first agent started 20-50 ms later than it need have, for work the others
     did no sooner. So the first worker to begin a task takes the one token there is (a byte in a pipe: one ``read``
     gets it) and opens the gate once its agent has started (:func:`kittydoit.process.at_next_start`) or its task has
     ended, whichever comes first; the others wait for that at their first task, :data:`HOLD` seconds at most (the

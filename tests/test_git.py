@@ -235,15 +235,20 @@ def test_no_merge_is_made_before_the_checkout_where_git_settings_could_merge_oth
     assert tool.premerge("main", ["one"], "wp") == (tool.rev("main"), 0)
 
 
-def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_leftovers(tmp_path: Path) -> None:
+def _worktree_with_agents_commit(tmp_path: Path, name: str, text: str) -> tuple[Git, Path, str]:
+    """Return a Git, WP01's new worktree holding one commit of *name* as its agent made it, and its base."""
     repo = make_repo(tmp_path / "repo", {"WP01": []})
     tool = Git(repo.root, tmp_path / "git.lock")
     worktree = repo.root / ".worktrees" / "001-demo-WP01"
     tool.prepare_worktree(worktree, "001-demo-WP01", "main")
     base = tool.rev("HEAD", cwd=worktree)
-    (worktree / "committed.txt").write_text("the agent committed this\n")
-    git(worktree, "add", "committed.txt")
+    (worktree / name).write_text(text)
+    git(worktree, "add", name)
     git(worktree, "commit", "-q", "-m", "agent")
+    return tool, worktree, base
+
+def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_leftovers(tmp_path: Path) -> None:
+    tool, worktree, base = _worktree_with_agents_commit(tmp_path, "committed.txt", "the agent committed this\n")
     change = tool.commit_all_then_diff(worktree, "left over", base)  # nothing left: status and diff side by side
     assert change.head == tool.rev("HEAD", cwd=worktree) and "committed.txt" in change.stat
     assert git(worktree, "log", "-1", "--format=%s").strip() == "agent"
@@ -260,14 +265,7 @@ def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_le
 def test_the_implements_diff_is_kept_for_a_review_in_another_process_and_only_for_the_same_commits(
     tmp_path: Path,
 ) -> None:
-    repo = make_repo(tmp_path / "repo", {"WP01": []})
-    implementer = Git(repo.root, tmp_path / "git.lock")
-    worktree = repo.root / ".worktrees" / "001-demo-WP01"
-    implementer.prepare_worktree(worktree, "001-demo-WP01", "main")
-    base = implementer.rev("HEAD", cwd=worktree)
-    (worktree / "change.txt").write_text("the agent's change\n")
-    git(worktree, "add", "change.txt")
-    git(worktree, "commit", "-q", "-m", "agent")
+    implementer, worktree, base = _worktree_with_agents_commit(tmp_path, "change.txt", "the agent's change\n")
     keep = tmp_path / "state" / "diffs" / "WP01.json"
     change = implementer.commit_all_then_diff(worktree, "left over", base, keep=keep)
     assert "change.txt" in change.stat and keep.exists()
@@ -275,14 +273,14 @@ def test_the_implements_diff_is_kept_for_a_review_in_another_process_and_only_fo
     # doctored here, so what it returns shows where it came from.
     kept = json.loads(keep.read_text())
     keep.write_text(json.dumps({**kept, "patch": "from the kept file"}))
-    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep).patch == "from the kept file"
+    assert Git(implementer.root, tmp_path / "git.lock").diff(worktree, base, keep=keep).patch == "from the kept file"
     # Other commits (the WP was implemented again), a smaller cut, or a file that cannot be read: git is asked,
     # and what it says is kept.
-    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, 10, keep=keep).patch == change.patch[:10]
+    assert Git(implementer.root, tmp_path / "git.lock").diff(worktree, base, 10, keep=keep).patch == change.patch[:10]
     (worktree / "more.txt").write_text("a second attempt\n")
     git(worktree, "add", "more.txt")
     git(worktree, "commit", "-q", "-m", "again")
-    again = Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep)
+    again = Git(implementer.root, tmp_path / "git.lock").diff(worktree, base, keep=keep)
     assert "more.txt" in again.stat and json.loads(keep.read_text())["head"] == again.head
     keep.write_text('{"base": "half written')
-    assert Git(repo.root, tmp_path / "git.lock").diff(worktree, base, keep=keep) == again
+    assert Git(implementer.root, tmp_path / "git.lock").diff(worktree, base, keep=keep) == again
