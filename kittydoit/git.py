@@ -131,6 +131,18 @@ class Git:
             self._env = env
         return self._env
 
+    def ask_once(self) -> None:
+        """Ask git now what each process asks it once (the identity check of :meth:`env`, the settings of
+        :meth:`_settings`), so that processes forked from this one inherit the answers.
+
+        For a parallel run, before doit forks its workers: each worker asked again at its first task, two git
+        processes apiece in the burst of first tasks that a run starts with (the later of them waited for one
+        another's, as the settings are read while the repository-wide lock is held), and on two cores the last of
+        eight agents started 20-40 ms later for it.
+        """
+        self.env()
+        self._settings()
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the repository-wide lock for operations that change shared git state."""

@@ -176,6 +176,8 @@ class Reporter:
         self.ran = True
         if self.ctx.feature.format == "0.x":  # a 3.x claim takes a second: holding back for it would cost more
             workers.hold_back(self._workers)  # before doit forks them: see kittydoit.workers.FirstAgentFirst
+        if self._workers > 1 and any(feature[wp].lane not in self.ctx.feature.finished for wp in self.titles):
+            self.ctx.git.ask_once()  # before doit forks its workers, which inherit the answers
         self._selected = list(selected_tasks)
         self._run_id = self.session.run_id
         self.started = time.monotonic()

@@ -101,6 +101,22 @@ def test_review_cycles_exhausted_fails_the_wp_and_blocks_dependants(diamond: Rep
     assert "2/4 done, 1 failed, 1 blocked" in result.stdout
 
 
+def test_a_parallel_run_asks_git_for_its_identity_and_settings_once_not_once_per_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 5)})
+    trace = tmp_path / "git-trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))  # every git process the run and its agents start
+    result = repo.kittydoit("-n", "4", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4/4 done" in result.stdout
+    commands = [line.split("trace: built-in: ", 1)[1] for line in trace.read_text().splitlines() if "built-in:" in line]
+    # asked before doit forked its four workers, which inherited the answers (Git.ask_once)
+    assert commands.count("git var GIT_COMMITTER_IDENT") == 1
+    assert len([c for c in commands if c.startswith("git config --get-regexp")]) == 1
+    assert len([c for c in commands if c.startswith("git reset --hard")]) == 4  # each WP's worktree checked out
+
+
 def test_answer_without_verdict_is_a_failed_review_never_an_approval(diamond: Repo) -> None:
     diamond.plan({"WP03": {"review": [{"stdout": "This is NOT APPROVED.\nVERDICT: maybe\n"}]}})
     result = diamond.kittydoit("-n", "2", "run")
