@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             progress(f"scratch repositories kept in {work}")
         else:
+            progress("deleting the scratch repositories (kept until now: see bench.suites.set_aside)")
             shutil.rmtree(work, ignore_errors=True)
     progress(f"wrote {args.out / stem}.md and {stem}.json")
     return 1 if data["errors"] else 0

@@ -118,18 +118,41 @@ class Runs:
         return timing, timeline
 
     def discard(self, repo: Path) -> None:
-        """Delete *repo* and its run's files, and let the disk settle before the next run.
-
-        Deleting a repository of 500 WPs' worktrees (a quarter of a million files) keeps this machine's disk busy
-        after ``rmtree`` returns (ext4 mounted with ``discard``), beside the next run: so the deletion is synced,
-        then as long again is waited (5 s at most).
-        """
-        started = time.monotonic()
-        shutil.rmtree(repo, ignore_errors=True)
+        """Set *repo* and its run's files aside, to be deleted with the whole scratch folder (see :func:`set_aside`)."""
         for extra in repo.parent.glob(f"{repo.name}-*"):
-            extra.unlink()
-        os.sync()
-        time.sleep(min(5.0, time.monotonic() - started))
+            set_aside(extra, self.work)
+        set_aside(repo, self.work)
+
+
+# Scratch folders are deleted only when the benchmark ends, while this much disk is free (then at once).
+_KEEP_WHILE_FREE = 20 * 2**30
+
+
+def set_aside(path: Path, work: Path) -> None:
+    """Move *path* into *work*'s trash, deleted with *work* when the benchmark ends; delete it now when the disk is
+    short of space.
+
+    Deleting files makes creating new ones slower for minutes after: on a file system without a journal (this
+    machine's ext4), the kernel skips the inodes freed in the last minute or more (``recently_deleted``) and reads
+    an inode table block for each one it skips. Creating 2,000 files took 35-40 us each in a quiet folder and
+    600-900 us each where 100,000 files had been deleted minutes before (measured here); each run checks out
+    thousands of files, and the runs of 500 WPs a quarter of a million. So no run's files are deleted while other
+    runs are measured.
+    """
+    if not path.exists():
+        return
+    if shutil.disk_usage(work).free < _KEEP_WHILE_FREE:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return
+    trash = work / "trash"
+    trash.mkdir(exist_ok=True)
+    path.rename(trash / f"{next(_SET_ASIDE):05d}-{path.name}")
+
+
+_SET_ASIDE = itertools.count(1)
 
 
 def _checked_done(timing: Timing, count: int) -> None:
@@ -272,8 +295,7 @@ def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
     """Return the median wall time of one fake-agent call per role, run directly (no orchestrator), and of the part
     of it outside the agent's own timeline (``<role>_outside``: its interpreter's start and exit)."""
     folder = settings.work / "agent-cost" / "x-WP01"
-    if folder.exists():
-        shutil.rmtree(folder)
+    set_aside(folder, settings.work)
     folder.mkdir(parents=True)
     git(folder, "init", "-q", "-b", "main")
     git(folder, "commit", "-q", "--allow-empty", "-m", "start")
@@ -332,7 +354,7 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
                 {**timing.as_json(), "fixed": ends["startup"] + ends["tail"], "agents": inside + outside}
             )
             if rep == settings.repeat - 1:
-                results[dag.name]["worktree_add"] = _worktree_add(repo)
+                results[dag.name]["worktree_add"] = _worktree_add(repo, settings.work)
             if rep == settings.repeat - 1 and dag is dags[-1]:
                 kept = repo
             else:
@@ -355,22 +377,15 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
     return list(results.values()), kept
 
 
-def _worktree_add(repo: Path, times: int = 7, settle: float = 5.0) -> float:
+def _worktree_add(repo: Path, work: Path, times: int = 5) -> float:
     """Return the median time kittydoit takes to make a new WP's worktree in *repo* as a run left it: every file
-    of the repository is checked out (see :func:`_new_worktrees`).
-
-    Measured once the run's files are on disk (``sync``) and *settle* seconds later. Right after a run of 500 WPs,
-    whose worktrees hold a quarter of a million files, the same checkout took 40-500 ms from one measurement to the
-    next on this machine's virtual disk (ext4 mounted with ``discard``), and 37-45 ms half a minute later.
-    """
-    os.sync()
-    time.sleep(settle)
-    return median(_new_worktrees(repo, times))
+    of the repository is checked out (see :func:`_new_worktrees`)."""
+    return median(_new_worktrees(repo, work, times))
 
 
-def _new_worktrees(repo: Path, times: int) -> list[float]:
+def _new_worktrees(repo: Path, work: Path, times: int) -> list[float]:
     """Return how long each of *times* new WPs' worktrees took kittydoit to make in *repo* (``Git.prepare_worktree``
-    of a new branch), then remove them and their branches."""
+    of a new branch), then set them aside (:func:`set_aside`) and remove their branches."""
     tool = Git(repo, repo.parent / f"{repo.name}-floor.lock")
     took = []
     for number in range(-1, times):  # the first, untimed, asks git for what one process asks once
@@ -380,7 +395,9 @@ def _new_worktrees(repo: Path, times: int) -> list[float]:
         if number >= 0:
             took.append(time.perf_counter() - started)
     for number in range(-1, times):
-        git(repo, "worktree", "remove", "--force", str(repo.parent / f"{repo.name}-floor-{number}"))
+        set_aside(repo.parent / f"{repo.name}-floor-{number}", work)
+    git(repo, "worktree", "prune")
+    for number in range(-1, times):
         git(repo, "branch", "-q", "-D", f"bench-floor-{number}")
     return took
 
@@ -496,8 +513,7 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
     """
     settings.progress("floors: process starts and bare git")
     folder = settings.work / "floors" / "repo"
-    if folder.exists():
-        shutil.rmtree(folder)
+    set_aside(folder, settings.work)
     folder.mkdir(parents=True)
     git(folder, "init", "-q", "-b", "main")
     (folder / "README.md").write_text("floors\n")
@@ -537,8 +553,8 @@ def floors(settings: Settings, times: int = 20, pause: float = 0.5) -> dict[str,
         started = time.perf_counter()
         subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, check=True)
         rev_parse.append(time.perf_counter() - started)
-    worktree = _new_worktrees(folder, max(1, times // 2))
-    shutil.rmtree(folder.parent)
+    worktree = _new_worktrees(folder, settings.work, max(1, times // 2))
+    set_aside(folder.parent, settings.work)
     python = _python_start(times=max(3, times // 2))
     return {
         "agent_start": median(agent),
