@@ -318,9 +318,9 @@ def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
     return costs
 
 
-# Features this big are run once. A serial run of 500 zero-time WPs took 6 minutes once and is run once then;
-# it takes 80 s now, and as a single run its cost per WP was the noisiest figure of the report (55, 72 and 83 ms
-# in three full runs of nearly the same code): it is run as often as the smaller ones.
+# Overhead features of this many WPs or more are run once. The 500-WP one was (its serial run took 6 minutes);
+# it takes 80 s now, and run once, its cost per WP was the report's noisiest figure (55, 72 and 83 ms in three
+# full runs of nearly the same code), so it is run as often as the smaller ones.
 _SINGLE_RUN_FROM = 1000
 
 

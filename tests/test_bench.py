@@ -328,3 +328,8 @@ def test_the_flatness_floor_is_the_growth_of_a_worktree_checkout_when_it_was_mea
                               "the repository, 10 ms at 10 WPs and 60 ms at 500 (+50 ms); kittydoit's cost per WP "
                               "grew +")
     assert "| 500 | " in text and text.count(" | 60 ms |") >= 1
+    assert flat[3].endswith("Less the checkout's growth, 500/10 is 2.25x (beyond 20 %); see Overhead")  # (0.5-0.05)/0.2
+    big["worktree_add"] = 0.320  # a checkout that grew by 310 ms: what is left is kittydoit's 190 ms of 200
+    flat = _target_row(report.render(data), "... and flat")
+    assert flat[2] == "missed"
+    assert flat[3].endswith("Less the checkout's growth, 500/10 is 0.95x (within 20 %); see Overhead")
