@@ -145,6 +145,42 @@ def test_a_run_prepares_the_wps_ready_from_the_start_a_few_at_a_time(tmp_path: P
     assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[: ahead.AHEAD + 1]
 
 
+def test_the_wps_ready_from_the_start_are_prepared_once_the_first_tasks_agents_have_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 9)})
+    ctx = load_context(repo.root, None, cache=False)
+    order = [wp for wp in ctx.feature.schedule_order() if wp != "WP01"]
+    monkeypatch.setattr(ahead, "WAVE", 60.0)
+    preparer = ahead.Preparer(ctx, workers=3)  # `-n 3`: WP01 and the next two start at once
+    preparer.starting(["implement", "review"], "WP01")
+    time.sleep(0.3)
+    assert not any(ctx.paths.worktree(wp).exists() for wp in order)  # no agent has started yet
+    ctx.paths.pid_file("WP01").parent.mkdir(parents=True, exist_ok=True)
+    ctx.paths.pid_file("WP01").write_text("1 1\n")  # the first task's agent started; the second's implement is done
+    ctx.paths.marker(order[0], "implement").parent.mkdir(parents=True, exist_ok=True)
+    ctx.paths.marker(order[0], "implement").write_text("{}\n")
+    time.sleep(0.3)
+    assert not any(ctx.paths.worktree(wp).exists() for wp in order)  # the third's agent has not started
+    ctx.paths.pid_file(order[1]).write_text("1 1\n")
+    preparer.close()
+    assert [wp for wp in order if ctx.paths.worktree(wp).exists()] == order[2 : 2 + ahead.AHEAD]
+
+
+def test_the_wps_ready_from_the_start_wait_for_the_first_tasks_agents_only_so_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 5)})
+    ctx = load_context(repo.root, None, cache=False)
+    monkeypatch.setattr(ahead, "WAVE", 0.5)
+    preparer = ahead.Preparer(ctx, workers=2)  # no agent ever starts (say, none is installed)
+    started = time.monotonic()
+    preparer.starting(["implement", "review"], "WP01")
+    preparer.close()
+    assert 0.5 <= time.monotonic() - started < 10
+    assert [wp for wp in ("WP03", "WP04") if ctx.paths.worktree(wp).exists()] == ["WP03", "WP04"]
+
+
 def test_the_wps_doit_hands_out_with_the_first_task_are_left_to_their_own_implements(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {f"WP0{n}": [] for n in range(1, 9)})
     ctx = load_context(repo.root, None, cache=False)
