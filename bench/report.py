@@ -215,6 +215,13 @@ def _floor_span(record: dict[str, Any], floor: dict[str, float]) -> float:
     return schedule.lower_bound(longer, record["workers"]) + floor["start"] - floor["call"]
 
 
+def _net_flat(net: float) -> str:
+    """Say what a cost ratio less the checkout's growth (see the flatness row) means."""
+    if net <= 1:
+        return "the checkout's growth accounts for all of it"
+    return "within 20 %" if net <= TARGET_FLAT else "beyond 20 %"
+
+
 def _issue11_rows(data: dict[str, Any]) -> list[str]:
     rows = []
     floor = _floor_of(data)
@@ -299,7 +306,7 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
                 f"{_ms(big['worktree_add'])} at {big['wps']} (+{_ms(checkout)}); kittydoit's cost per WP grew "
                 f"{'+' if grown >= 0 else ''}{_ms(grown)}, the checkout being made beside the agents "
                 f"(kittydoit.ahead). Less the checkout's growth, {big['wps']}/{small['wps']} is {net:.2f}x "
-                f"({'within' if abs(net - 1) <= TARGET_FLAT - 1 else 'beyond'} 20 %); see Overhead"
+                f"({_net_flat(net)}); see Overhead"
             )
         rows.append(_row(
             f"... and flat: the {big['wps']}-WP figure within 20 % of the {small['wps']}-WP figure",

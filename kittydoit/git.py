@@ -137,8 +137,8 @@ class Git:
 
         For a parallel run, before doit forks its workers: each worker asked again at its first task, two git
         processes apiece in the burst of first tasks that a run starts with (the later of them waited for one
-        another's, as the settings are read while the repository-wide lock is held), and on two cores the last of
-        eight agents started 20-40 ms later for it.
+        another's, as the settings are read while the repository-wide lock is held), and on two cores the first eight
+        agents started 30-50 ms later for it (10 wide WPs at ``-n 8``).
         """
         self.env()
         self._settings()
