@@ -90,9 +90,6 @@ def _where_time_went(data: dict[str, Any]) -> str:
 def _cuts(data: dict[str, Any]) -> str:
     """Say which runs are repeated fewer times than the rest (none is left out)."""
     cuts = []
-    if data.get("overhead") and any(len(r["runs"]) < data["repeat"] for r in data["overhead"]):
-        sizes = [str(r["wps"]) for r in data["overhead"] if len(r["runs"]) < data["repeat"]]
-        cuts.append(f"the overhead run of {', '.join(sizes)} WPs is run once")
     if data.get("scale") and data["repeat"] > 1:
         cuts.append(f"the full run of the {data['scale']['wps']}-WP scale feature (-n 2, no target) is run once")
     return f" Fewer runs than {data['repeat']}: " + "; ".join(cuts) + "." if cuts else ""

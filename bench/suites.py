@@ -318,12 +318,6 @@ def agent_cost(settings: Settings, times: int = 15) -> dict[str, float]:
     return costs
 
 
-# Overhead features of this many WPs or more are run once. The 500-WP one was (its serial run took 6 minutes);
-# it takes 80 s now, and run once, its cost per WP was the report's noisiest figure (55, 72 and 83 ms in three
-# full runs of nearly the same code), so it is run as often as the smaller ones.
-_SINGLE_RUN_FROM = 1000
-
-
 def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str, Any]], Path]:
     """Run zero-time features of each size serially (-n 1); what is not agent time is kittydoit's.
 
@@ -338,8 +332,6 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
     results = {dag.name: {"wps": len(dag.deps), "runs": [], "dag_json": dag.as_json()} for dag in dags}
     for rep in range(settings.repeat):
         for dag in dags:
-            if len(dag.deps) >= _SINGLE_RUN_FROM and rep != settings.repeat - 1:
-                continue
             settings.progress(f"overhead {len(dag.deps)} WPs -n 1 (run {rep + 1}/{settings.repeat})")
             repo = runs.copy(runs.template(dag, "overhead"))
             timing, timeline = runs.run(repo, dag, "-n", "1", "run")
@@ -396,9 +388,8 @@ def _new_worktrees(repo: Path, work: Path, times: int) -> list[float]:
             took.append(time.perf_counter() - started)
     for number in range(-1, times):
         set_aside(repo.parent / f"{repo.name}-floor-{number}", work)
-    git(repo, "worktree", "prune")
-    for number in range(-1, times):
-        git(repo, "branch", "-q", "-D", f"bench-floor-{number}")
+    git(repo, "worktree", "prune")  # the branches are no worktree's now
+    git(repo, "branch", "-q", "-D", *(f"bench-floor-{number}" for number in range(-1, times)))
     return took
 
 

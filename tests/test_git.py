@@ -247,6 +247,7 @@ def _worktree_with_agents_commit(tmp_path: Path, name: str, text: str) -> tuple[
     git(worktree, "commit", "-q", "-m", "agent")
     return tool, worktree, base
 
+
 def test_committing_what_is_left_then_diffing_sees_the_agents_commits_and_its_leftovers(tmp_path: Path) -> None:
     tool, worktree, base = _worktree_with_agents_commit(tmp_path, "committed.txt", "the agent committed this\n")
     change = tool.commit_all_then_diff(worktree, "left over", base)  # nothing left: status and diff side by side

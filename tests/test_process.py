@@ -119,7 +119,6 @@ def test_idle_timeout(tmp_path: Path) -> None:
 RUNNER_SCRIPT = """
 import sys
 from pathlib import Path
-from typing import Any
 from kittydoit.process import ProcessRunner
 tmp = Path(sys.argv[1])
 try:
@@ -213,7 +212,6 @@ def test_supervisors_that_reported_their_agents_end_are_reaped_at_the_next_start
 SPARE_RUN = """
 import os, signal, sys, time
 from pathlib import Path
-from typing import Any
 from kittydoit import process
 from kittydoit.process import ProcessRunner
 runner = ProcessRunner(grace_seconds=1)
@@ -477,7 +475,6 @@ def test_a_stop_that_comes_while_a_queue_starts_its_thread_is_raised_after_it_an
 FIRST_AGENT_FIRST = """
 import json, os, sys, time
 from pathlib import Path
-from typing import Any
 from kittydoit import process, workers
 from kittydoit.process import ProcessRunner
 workers.HOLD = float(sys.argv[1])
