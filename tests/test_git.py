@@ -285,3 +285,28 @@ def test_the_implements_diff_is_kept_for_a_review_in_another_process_and_only_fo
     assert "more.txt" in again.stat and json.loads(keep.read_text())["head"] == again.head
     keep.write_text('{"base": "half written')
     assert Git(implementer.root, tmp_path / "git.lock").diff(worktree, base, keep=keep) == again
+
+
+def test_git_is_looked_up_on_path_once_and_then_started_by_its_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started by its bare name, each git process is looked for again through every folder of PATH before git's.
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    early = tmp_path / "early"
+    early.mkdir()
+    real = shutil.which("git")
+    assert real is not None
+    monkeypatch.setenv("PATH", f"{early}:{Path(real).parent}")
+    tool = Git(repo.root, tmp_path / "git.lock")
+    head = tool.rev("HEAD")
+    impostor = early / "git"  # a git that appears on PATH ahead of the one found: not the one kittydoit runs
+    impostor.write_text("#!/bin/sh\nexit 3\n")
+    impostor.chmod(0o755)
+    assert tool.rev("HEAD") == head
+    worktree = repo.root / ".worktrees" / "001-demo-WP01"
+    tool.prepare_worktree(worktree, "001-demo-WP01", "main")
+    (worktree / "work.txt").write_text("work\n")
+    change = tool.commit_all_then_diff(worktree, "work", head)  # its status is started on its own
+    assert "work.txt" in change.stat
+    fresh = Git(repo.root, tmp_path / "git.lock")  # a new one looks it up again
+    assert fresh.run("rev-parse", "HEAD", check=False).returncode == 3
