@@ -76,7 +76,7 @@ class Git:
         self.root = root
         self.lock_path = lock_path
         self._env: dict[str, str] | None = None
-        self._program = "git"  # git's full path once env() has looked it up (see there)
+        self._program = "git"  # git's full path once env() has looked it up (see there; _argv uses it)
         self._found: list[str] | None = None  # see _settings
         self._diffs: dict[tuple[str, str, int], Diff] = {}  # see diff
 
@@ -89,7 +89,7 @@ class Git:
         """
         with signals_held():
             result = subprocess.run(
-                [self._git(), *_CONFIG, *args],
+                self._argv(*args),
                 cwd=cwd or self.root,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,
@@ -142,10 +142,11 @@ class Git:
             self._env = env
         return self._env
 
-    def _git(self) -> str:
-        """Return the program to start git with: its full path (see :meth:`env`)."""
+    def _argv(self, *args: str) -> list[str]:
+        """Return the command line of ``git args``: git by its full path (see :meth:`env`), with kittydoit's
+        settings (:data:`_CONFIG`)."""
         self.env()
-        return self._program
+        return [self._program, *_CONFIG, *args]
 
     def ask_once(self) -> None:
         """Ask git now what each process asks it once (the identity check of :meth:`env`, the settings of
@@ -474,7 +475,7 @@ class Git:
         """
         with signals_held():
             status = subprocess.Popen(
-                [self._git(), *_CONFIG, *_STATUS], cwd=worktree, env=self.env(), stdin=subprocess.DEVNULL,
+                self._argv(*_STATUS), cwd=worktree, env=self.env(), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             try:
