@@ -8,7 +8,8 @@ once per run with the interpreter spec-kitty is installed in, and sends it the s
 
 It imports spec-kitty once, listens on the abstract Unix socket ADDRESS and answers one request per connection, one
 at a time (spec-kitty's commands change the working directory and are not meant to run side by side in one
-process). A request is one JSON line, the answer too:
+process). The upkeep of the user's global files that spec-kitty does before every command is done for the first
+(see :data:`_UPKEEP`). A request is one JSON line, the answer too:
 
 - ``{"argv": ["orchestrator-api", "mission-state", "--mission", "m"], "cwd": "/repo"}`` runs that command line as
   the ``spec-kitty`` command would and answers ``{"code": 0, "stdout": "...", "stderr": "..."}``;
@@ -25,12 +26,16 @@ stdin): kittydoit's fallback when the server cannot be used.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
+import importlib
 import io
 import json
 import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +45,66 @@ def _app() -> Any:
 
     Calling the Typer app itself rebuilds the whole click command tree on every call (0.7-1 s here, most of a
     call); the command built once answers the same command lines the same way in about 0.1 s.
-    """
-    import specify_cli  # noqa: PLC0415  # spec-kitty's own interpreter has it; kittydoit's need not
-    import typer.main  # noqa: PLC0415
-    from specify_cli.cli.logging_bootstrap import install_cli_logging_bootstrap  # noqa: PLC0415
 
-    install_cli_logging_bootstrap(json_mode=True)  # diagnostics must not mix with the JSON answers
-    return typer.main.get_command(specify_cli._assemble_app())
+    Building it imports some 1,500 modules, and the cyclic garbage collector would walk the growing heap over and
+    over while they load, finding nothing to free: it is off until the command is built, and what the build made
+    is then set aside (``gc.freeze``), so the collections during later calls skip it too. Measured on the 4-WP
+    diamond mission at ``-n 2``: the first agent 0.28 s sooner, the whole run 0.5 s shorter (9.37 -> 8.86 s).
+    """
+    gc.disable()
+    try:
+        import specify_cli  # noqa: PLC0415  # spec-kitty's own interpreter has it; kittydoit's need not
+        import typer.main  # noqa: PLC0415
+        from specify_cli.cli.logging_bootstrap import install_cli_logging_bootstrap  # noqa: PLC0415
+
+        install_cli_logging_bootstrap(json_mode=True)  # diagnostics must not mix with the JSON answers
+        return typer.main.get_command(specify_cli._assemble_app())
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+# spec-kitty's root command brings the user's global files up to date before every command (``~/.kittify``, the
+# agents' global skills and slash commands: ``main_callback`` calls these three, with no arguments). A fresh
+# process per command must; this one serves every command of a run, so the first command (kittydoit's contract
+# check) does the upkeep and later ones skip it: about 25 ms of every later call, 17 ms of it checking the agents'
+# command files. A call with arguments (a doctor's scoped repair) still runs. A spec-kitty without one of them
+# is left as it is.
+_UPKEEP = (
+    ("specify_cli.runtime.bootstrap", "ensure_runtime"),
+    ("specify_cli.runtime.agent_skills", "ensure_global_agent_skills"),
+    ("specify_cli.runtime.agent_commands", "ensure_global_agent_commands"),
+)
+
+
+def _upkeep_once() -> None:
+    """Make each of spec-kitty's upkeep functions (:data:`_UPKEEP`) do nothing when called again without
+    arguments, once it has run so."""
+    for module_name, name in _UPKEEP:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        function = getattr(module, name, None)
+        if callable(function) and not hasattr(function, "kittydoit_once"):
+            setattr(module, name, _once(function))
+
+
+def _once(function: Callable[..., Any]) -> Callable[..., Any]:
+    done: list[bool] = []
+
+    @functools.wraps(function)
+    def upkeep(*args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return function(*args, **kwargs)
+        if done:
+            return None
+        result = function()
+        done.append(True)
+        return result
+
+    upkeep.kittydoit_once = True  # type: ignore[attr-defined]
+    return upkeep
 
 
 def _run(app: Any, argv: list[str]) -> dict[str, Any]:
@@ -104,6 +162,7 @@ def _answer(app: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def _serve(address: str) -> None:
     app = _app()
+    _upkeep_once()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind("\0" + address)
     server.listen(64)

@@ -192,3 +192,28 @@ def test_a_missing_spec_kitty_is_refused_in_one_line_saying_how_to_install_it(tm
     assert "spec-kitty is not installed" in result.stderr and "pip install 'spec-kitty-cli>=3.2.6'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert mission.calls() == [] and mission.log.read_bytes() == before
+
+
+def test_spec_kittys_server_does_the_global_upkeep_for_its_first_command_only(
+    tmp_path: Path, spec_kitty_bin: Path
+) -> None:
+    from kittydoit.speckitty import SpecKitty  # noqa: PLC0415
+
+    mission = mission_repo(tmp_path, "mission-type-guard-registry-01KZY2FG", spec_kitty=spec_kitty_bin)
+    # What spec-kitty's upkeep (ensure_runtime) writes last, and skips everything for while it is current.
+    lock = Path(mission.env["SPEC_KITTY_HOME"]) / "cache" / "version.lock"
+    lock.unlink(missing_ok=True)
+    speckitty = SpecKitty(mission.root, environ=mission.env)
+    note = speckitty.start()
+    try:
+        assert "served by one long-lived process" in note
+        assert lock.exists()  # the first command (the contract check) did the upkeep
+        lock.unlink()
+        code, out, _ = speckitty.run("orchestrator-api", "contract-version")
+        assert code == 0 and json.loads(out[out.index("{") :])["success"] is True
+        assert speckitty.address is not None  # answered by the server
+        assert not lock.exists()  # and not again
+    finally:
+        speckitty.close()
+    mission.spec_kitty("orchestrator-api", "contract-version")
+    assert lock.exists()  # the plain command does it at every start
