@@ -34,7 +34,7 @@ from bench.suites import Settings
 HERE = Path(__file__).resolve().parent
 SUITES = ("floors", "quality", "simulated", "dispatch", "overhead", "scale", "peer", "3x")
 
-QUICK = {
+QUICK: dict[str, Any] = {
     "repeat": 1,
     "quality_dags": ((10, "medium", 1, (1, 2, 4, 8)),),
     "workers": (1, 2, 4, 8),
@@ -46,7 +46,7 @@ QUICK = {
     "peer_dags": ("diamond",),
     "peer_workers": 2,
 }
-FULL = {
+FULL: dict[str, Any] = {
     "repeat": 3,
     "quality_dags": (
         (10, "narrow", 1, (1, 2, 4, 8)),
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the scratch repositories (the path is printed)"
     )
     args = parser.parse_args(argv)
-    preset = dict(FULL if args.full else QUICK)
+    preset: dict[str, Any] = dict(FULL if args.full else QUICK)
     if args.repeat:
         preset["repeat"] = args.repeat
     work = Path(tempfile.mkdtemp(prefix="kittydoit-bench-"))

@@ -36,7 +36,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     started = STARTED
     role = argv[1] if len(argv) > 1 else "auto"
     prompt = sys.stdin.read()
@@ -77,7 +77,7 @@ def main(argv):
     return 0
 
 
-def _asked_to_review(argv, prompt):
+def _asked_to_review(argv: list[str], prompt: str) -> bool:
     """Tell a review call from an implementation: spec-kitty 0.16.2 by its prompt, spec-kitty-orchestrator by
     the tools it allows ``claude`` (a reviewer may not write)."""
     if prompt.lstrip().startswith("Review the implementation"):

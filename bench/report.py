@@ -374,7 +374,7 @@ def _floors(data: dict[str, Any]) -> str:
 
 
 def _worse_than_blind(row: dict[str, Any], span: float) -> bool:
-    best = min(row["orders"][o] for o in BLIND_ORDERS)
+    best: float = min(row["orders"][o] for o in BLIND_ORDERS)
     return span > best * 1.001
 
 

@@ -223,7 +223,7 @@ def dispatch_order(settings: Settings) -> list[dict[str, Any]]:
     cases = []
     for n, shape, seed, workers in settings.dispatch_dags:
         cases.append((make_dag(n, width=SHAPES[shape], seed=seed, name=f"{shape}-{n}-s{seed}"), workers))
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for dag, workers in cases:
         results[dag.name] = {
             "dag": dag.name,
@@ -329,7 +329,9 @@ def overhead(settings: Settings, agent: dict[str, float]) -> tuple[list[dict[str
         zero_time(make_dag(n, width=SHAPES["medium"], seed=1, name=f"zero-{n}"))
         for n in settings.overhead_sizes
     ]
-    results = {dag.name: {"wps": len(dag.deps), "runs": [], "dag_json": dag.as_json()} for dag in dags}
+    results: dict[str, dict[str, Any]] = {
+        dag.name: {"wps": len(dag.deps), "runs": [], "dag_json": dag.as_json()} for dag in dags
+    }
     for rep in range(settings.repeat):
         for dag in dags:
             settings.progress(f"overhead {len(dag.deps)} WPs -n 1 (run {rep + 1}/{settings.repeat})")
@@ -452,7 +454,7 @@ def noop(settings: Settings, repo: Path) -> dict[str, Any]:
     runs = Runs(settings.work)
     size = max(settings.overhead_sizes)
     dag = zero_time(make_dag(size, width=SHAPES["medium"], seed=1, name=f"zero-{size}"))
-    walls = []
+    walls: list[dict[str, Any]] = []
     for rep in range(max(3, settings.repeat)):
         settings.progress(f"no-op rerun of {size} WPs ({rep + 1})")
         timing, _ = runs.run(repo, dag, "run")
@@ -472,7 +474,8 @@ def noop(settings: Settings, repo: Path) -> dict[str, Any]:
 
 def _python_start(times: int = 5) -> dict[str, float]:
     """Return the median time of starting Python and of importing kittydoit's CLI (any command's floor)."""
-    bare, imported = [], []
+    bare: list[float] = []
+    imported: list[float] = []
     for _ in range(times):
         for argv, sink in (
             ([sys.executable, "-c", "pass"], bare),
@@ -581,7 +584,7 @@ def scale(settings: Settings) -> dict[str, Any]:
     template = runs.template(dag, "scale")
     prepared = time.perf_counter() - started
     repo = runs.copy(template)
-    listings = []
+    listings: list[dict[str, Any]] = []
     for rep in range(max(3, settings.repeat)):
         settings.progress(f"scale: kittydoit list of {n} WPs ({rep + 1})")
         listings.append(runs.run(repo, dag, "list")[0].as_json())
@@ -629,7 +632,7 @@ def side_by_side(settings: Settings) -> dict[str, Any]:
     runs = Runs(settings.work)
     workers = settings.peer_workers
     cases = list(peer_dags(settings.peer_dags))
-    records = {}
+    records: dict[str, dict[str, Any]] = {}
     for dag in cases:
         base = dag.name.split("/")[0]
         template = settings.work / "templates" / f"peer-{base}"
