@@ -131,7 +131,11 @@ def _targets(data: dict[str, Any]) -> str:
     peer = data.get("peer")
     if peer and "cases" in peer:
         cases = peer["cases"]
-        walls = ", ".join(f"{c['dag']} {c['wall_ratio']:.1f}x" for c in cases)
+        walls = ", ".join(
+            f"{c['dag']} {c['wall_ratio']:.1f}x" if c["spec_kitty"] else f"{c['dag']} not timed (spec-kitty left WPs "
+            f"unfinished in all {len(c['spec_kitty_failed'])} runs)"
+            for c in cases
+        )
         rows.append(
             f"| side by side with spec-kitty 0.16.2 (no target) | spec-kitty's wall time / kittydoit's: {walls} | - | |"
         )

@@ -287,6 +287,26 @@ def test_a_missed_target_shows_its_floor_and_a_met_one_does_not() -> None:
     assert "Time per suite: floors 0.1 min, quality 0.3 min." in text
 
 
+def test_a_peer_case_spec_kitty_never_finished_is_named_not_divided() -> None:
+    data = _issue11_data(review=[[0.01]], per_wp=(0.05, 0.055), list_first=0.5)
+    timing = {"wall": 8.0, "cpu": 7.5, "max_rss_mb": 90.0}
+    finished = {"dag": "diamond/zero", "wps": 4, "workers": 2, "lower_bound": 0.0, "spec_kitty": [timing],
+                "spec_kitty_failed": [], "kittydoit": [timing], "spec_kitty_wall": 8.0, "spec_kitty_cpu": 7.5,
+                "kittydoit_wall": 0.4, "kittydoit_cpu": 0.5, "wall_ratio": 20.0, "cpu_ratio": 15.0,
+                "spec_kitty_overhead": 8.0, "kittydoit_overhead": 0.4, "overhead_ratio": 20.0}  # fmt: skip
+    unfinished = {**finished, "dag": "synthetic-8/zero", "spec_kitty": [], "spec_kitty_failed": [timing] * 3,
+                  "spec_kitty_wall": float("nan"), "wall_ratio": float("nan")}  # fmt: skip
+    data["peer"] = {"how": "spec-kitty-cli 0.16.2", "cases": [finished, unfinished]}
+    text = report.render(data)
+    row = _target_row(text, "side by side with spec-kitty 0.16.2")
+    assert row[1] == (
+        "spec-kitty's wall time / kittydoit's: diamond/zero 20.0x, synthetic-8/zero not timed (spec-kitty left "
+        "WPs unfinished in all 3 runs)"
+    )
+    assert "nan" not in text
+    assert "| synthetic-8/zero | 4 | 2 | 0.0 | no run completed | 0.4 s |" in text
+
+
 def test_the_makespan_floor_is_the_bound_with_every_call_made_longer_by_its_starts() -> None:
     data = _issue11_data(review=[[0.2]], per_wp=(0.2, 0.5), list_first=0.5)
     data["quality"][0].update(wall=7.2, ratio=1.2)
