@@ -96,14 +96,19 @@ def _cuts(data: dict[str, Any]) -> str:
 
 
 def _targets(data: dict[str, Any]) -> str:
+    issue11 = _issue11_rows(data)
+    lead = "All from this run."
+    if issue11:
+        lead = (
+            "Issue 11's targets first, all from this run; a missed one names the floor this machine sets (see Floors)."
+        )
     rows = [
         "## Targets\n",
-        "Issue 11's targets first, all from this run; a missed one names the floor this machine sets "
-        "(see Floors).\n",
+        lead + "\n",
         "| target | measured | verdict | floor on this machine |",
         "|---|---|---|---|",
     ]
-    rows += _issue11_rows(data)
+    rows += issue11
     sims = data.get("simulated") or []
     if sims:
         doit_worse = sum(_worse_than_blind(r, r["doit"]["median"]) for r in sims)
