@@ -27,6 +27,7 @@ LANES = ("planned", "doing", "for_review", "done")  # spec-kitty 0.x; 3.x has ni
 SPECS_DIR = "kitty-specs"
 EVENTS_FILE = "status.events.jsonl"  # its presence makes a feature a spec-kitty 3.x mission
 FINISHED_3X = frozenset({"approved", "done", "canceled"})  # a 3.x WP in these lanes never runs again
+FINISHED_0X = frozenset({"done"})
 
 # Frontmatter fields that record progress rather than define the work: changing them never makes a WP stale.
 BOOKKEEPING = frozenset(
@@ -106,7 +107,7 @@ class Feature:
     @property
     def finished(self) -> frozenset[str]:
         """The lanes in which a WP never runs again (0.x: done; 3.x: approved, done, canceled)."""
-        return FINISHED_3X if self.format == "3.x" else frozenset({"done"})
+        return FINISHED_3X if self.format == "3.x" else FINISHED_0X
 
     @property
     def tasks_dir(self) -> Path:
@@ -269,7 +270,7 @@ def load_feature(root: Path, folder: Path, cache: Path | None = None, *, strict:
     if mission:
         ordered, without_file = _mission_lanes(root, folder, meta, ordered)
     missing = _missing_dependencies(
-        root, ordered, strict=strict, finished=FINISHED_3X if mission else frozenset({"done"})
+        root, ordered, strict=strict, finished=FINISHED_3X if mission else FINISHED_0X
     )
     for wp_id, ids in missing.items():
         wp = ordered[wp_id]
@@ -530,7 +531,7 @@ def _title(doc: WPDocument, wp_id: str) -> str:
 
 
 def _missing_dependencies(
-    root: Path, wps: Mapping[str, WorkPackage], *, strict: bool, finished: frozenset[str] = frozenset({"done"})
+    root: Path, wps: Mapping[str, WorkPackage], *, strict: bool, finished: frozenset[str] = FINISHED_0X
 ) -> dict[str, tuple[str, ...]]:
     """Return, per WP, its dependencies that no WP file has; refuse those that matter when *strict*.
 

@@ -37,7 +37,6 @@ from typing import IO, Any
 from kittydoit import workers
 from kittydoit.context import Context, Paths, utc_now
 from kittydoit.errors import RunLockedError
-from kittydoit.feature import FINISHED_3X
 from kittydoit.process import HELD_SIGNALS, SignalRelay, discard_spare, stop_recorded
 from kittydoit.speckitty import INSTALL, SpecKittyFailure, SpecKittyMissing
 from kittydoit.state import RunState, read_json
@@ -107,7 +106,7 @@ class Session:
         agent starts.
         """
         speckitty = self.ctx.speckitty
-        if speckitty is None or all(self.ctx.feature.wps[w].lane in FINISHED_3X for w in wps):
+        if speckitty is None or all(self.ctx.feature.wps[w].lane in self.ctx.feature.finished for w in wps):
             return  # a 0.x feature, or nothing the run could change (starting spec-kitty costs seconds)
         try:
             self.speckitty_note = speckitty.start(

@@ -23,7 +23,6 @@ from doit.tools import config_changed
 
 from kittydoit import evidence, workflow
 from kittydoit.context import Context
-from kittydoit.feature import FINISHED_3X
 
 PHASES = ("implement", "review")
 
@@ -36,8 +35,8 @@ def externally_done(ctx: Context, wp_id: str) -> bool:
     """
     lane = ctx.feature.wps[wp_id].lane
     if ctx.feature.format == "3.x":
-        return lane in FINISHED_3X
-    return lane == "done" and not ctx.paths.marker(wp_id, "review").exists()
+        return lane in ctx.feature.finished
+    return lane in ctx.feature.finished and not ctx.paths.marker(wp_id, "review").exists()
 
 
 def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
