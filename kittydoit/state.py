@@ -85,9 +85,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write *data* to *path* atomically, keeping the previous version as ``<name>.prev``."""
+    """Write *data* to *path* atomically, keeping the previous version as ``<name>.prev`` (made as any new file:
+    the umask decides who may read it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temporary(path, 0o644)
+    fd, tmp = _temporary(path, _NEW_FILE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             # Compact, so json's C encoder does the work: the run state is rewritten often during a run.
@@ -106,16 +107,18 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
-    """Replace *path* with *text* (UTF-8 when str) through a temporary file in the same folder, keeping its mode."""
+    """Replace *path* with *text* (UTF-8 when str) through a temporary file in the same folder, keeping its mode
+    (a new file is made as any new file: the umask decides who may read it)."""
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        mode: int | None = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = _temporary(path, mode)
+        mode = None
+    fd, tmp = _temporary(path, _NEW_FILE if mode is None else mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-            os.fchmod(handle.fileno(), mode)  # as it was, whatever the umask
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)  # as it was, whatever the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,6 +141,7 @@ def _temporary(path: Path, mode: int) -> tuple[int, str]:
 
 
 _TEMPORARY = itertools.count()  # see _temporary; taking the next number is atomic under the GIL
+_NEW_FILE = 0o666  # a new file's mode before the umask, as open() and every editor use
 
 
 @contextlib.contextmanager
