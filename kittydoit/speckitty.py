@@ -2,9 +2,10 @@
 
 kittydoit never writes a 3.x mission's ``status.events.jsonl`` or ``status.json``: every lane move is a call of
 ``spec-kitty orchestrator-api`` (and subtask marks ``spec-kitty agent tasks mark-status``), so spec-kitty's own
-guards, locks and commits apply. Each such command is a new Python process that spends about two seconds starting
-before it does milliseconds of work, so a run starts :mod:`kittydoit.speckitty_server` once, in spec-kitty's own
-interpreter, and sends it the same command lines over a Unix socket (0.03-0.4 s a call). The plain ``spec-kitty``
+guards, locks and commits apply. Each such command is a new Python process that spends one and a half to two
+seconds starting before its own work (0.05-0.2 s, most of it the git commands spec-kitty runs), so a run starts
+:mod:`kittydoit.speckitty_server` once, in spec-kitty's own interpreter, and sends it the same command lines over a
+Unix socket, which leaves each call its own work. The plain ``spec-kitty``
 command stays the fallback: when the server cannot start, when its answer to ``contract-version`` differs from the
 command's, or when it cannot be reached later, calls go to the command, with a line in the log saying so.
 

@@ -1,8 +1,9 @@
 """Serve spec-kitty's own commands from one long-lived process (run by spec-kitty's interpreter, not kittydoit's).
 
-Every ``spec-kitty`` command is a fresh Python process that spends about two seconds importing spec-kitty before it
-does a few milliseconds of work. kittydoit makes a handful of such calls per work package, so it starts this file
-once per run with the interpreter spec-kitty is installed in, and sends it the same command lines:
+Every ``spec-kitty`` command is a fresh Python process that spends one and a half to two seconds importing spec-kitty
+and building its commands before it does its own work (0.05-0.2 s). kittydoit makes a handful of such calls per work
+package, so it starts this file once per run with the interpreter spec-kitty is installed in, and sends it the same
+command lines:
 
     <spec-kitty's python> speckitty_server.py ADDRESS
 
