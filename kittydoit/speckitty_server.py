@@ -80,31 +80,31 @@ _UPKEEP = (
 
 def _upkeep_once() -> None:
     """Make each of spec-kitty's upkeep functions (:data:`_UPKEEP`) do nothing when called again without
-    arguments, once it has run so."""
+    arguments, once it has run so (done once, when the server starts)."""
     for module_name, name in _UPKEEP:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
         function = getattr(module, name, None)
-        if callable(function) and not hasattr(function, "kittydoit_once"):
+        if callable(function):
             setattr(module, name, _once(function))
 
 
 def _once(function: Callable[..., Any]) -> Callable[..., Any]:
-    done: list[bool] = []
+    done = False
 
     @functools.wraps(function)
     def upkeep(*args: Any, **kwargs: Any) -> Any:
+        nonlocal done
         if args or kwargs:
             return function(*args, **kwargs)
         if done:
             return None
         result = function()
-        done.append(True)
+        done = True
         return result
 
-    upkeep.kittydoit_once = True  # type: ignore[attr-defined]
     return upkeep
 
 

@@ -33,10 +33,9 @@ def externally_done(ctx: Context, wp_id: str) -> bool:
     0.x: lane done with no kittydoit record of it. 3.x: the event log says approved, done or canceled; the log is
     the authority, so this holds whoever moved it there (kittydoit included).
     """
-    lane = ctx.feature.wps[wp_id].lane
-    if ctx.feature.format == "3.x":
-        return lane in ctx.feature.finished
-    return lane in ctx.feature.finished and not ctx.paths.marker(wp_id, "review").exists()
+    if ctx.feature.wps[wp_id].lane not in ctx.feature.finished:
+        return False
+    return ctx.feature.format == "3.x" or not ctx.paths.marker(wp_id, "review").exists()
 
 
 def task_order(chains: Mapping[str, int], order: list[str]) -> list[tuple[str, str]]:
