@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import dispatch, mission, orchestrator, peer, schedule
 from bench.dags import SHAPES, Dag, make_dag, zero_time
-from bench.feature import GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
+from bench.feature import FEATURE, GIT_ENV, agent_command, agents_yaml, git, make_kittydoit_repo
 from bench.measure import (
     BenchError,
     Timing,
@@ -76,6 +76,9 @@ _FIFO_MAIN = (
 )
 
 
+BARE = Path(__file__).with_name("bare.py")
+
+
 class Runs:
     """Prepared repositories and fresh copies of them, for kittydoit runs."""
 
@@ -115,6 +118,26 @@ class Runs:
         if fifo:
             command = [sys.executable, "-c", _FIFO_MAIN]
         timing = timed([*command, *args], cwd=repo, env=env, check=check)
+        return timing, timeline
+
+    def bare(self, repo: Path, dag: Dag, workers: int) -> tuple[Timing, Path]:
+        """Run the bare orchestrator (``bench/bare.py``) in *repo* over *dag* on *workers*: the measured floor."""
+        durations = repo.parent / f"{repo.name}-durations.json"
+        durations.write_text(json.dumps(dag.durations))
+        graph = repo.parent / f"{repo.name}-deps.json"
+        graph.write_text(json.dumps({"deps": dag.deps}))
+        timeline = repo.parent / f"{repo.name}-timeline.txt"
+        env = {
+            **os.environ,
+            **GIT_ENV,
+            "KITTYDOIT_BENCH_DURATIONS": str(durations),
+            "KITTYDOIT_BENCH_TIMELINE": str(timeline),
+        }
+        prefix = repo / ".worktrees" / FEATURE
+        prefix.parent.mkdir(exist_ok=True)
+        agent = json.dumps(agent_command("")[:-1])
+        argv = [sys.executable, "-S", str(BARE), str(graph), str(workers), str(prefix), agent]
+        timing = timed(argv, cwd=repo, env=env)
         return timing, timeline
 
     def discard(self, repo: Path) -> None:
@@ -185,26 +208,36 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
             "defined_simulated": dispatch.simulate(dag, workers, "defined")[0],
             "dag_json": dag.as_json(),
             "runs": [],
+            "bare_runs": [],
         }
     for rep in range(settings.repeat):
         for dag, workers in cases:
-            repo = runs.copy(runs.template(dag, "quality"))
             settings.progress(f"quality {dag.name} -n {workers} (run {rep + 1}/{settings.repeat})")
-            timing, timeline = runs.run(repo, dag, "-n", str(workers), "run")
-            _checked_done(timing, len(dag.deps))
-            calls = read_timeline(timeline)
-            results[(dag.name, workers)]["runs"].append(
-                {
-                    **timing.as_json(),
-                    "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
-                    "handoffs": handoffs(calls, dag.deps, timing),
-                    "handoff_samples": handoff_samples(calls, dag.deps),  # raw: the suite-wide medians use these
-                }
-            )
-            runs.discard(repo)
+            # kittydoit and the bare orchestrator one after the other, which first alternating: the machine's
+            # speed drifts within minutes
+            for bare in (False, True) if rep % 2 == 0 else (True, False):
+                record = results[(dag.name, workers)]
+                repo = runs.copy(runs.template(dag, "quality"))
+                if bare:
+                    record["bare_runs"].append(_bare_run(runs, repo, dag, workers))
+                else:
+                    timing, timeline = runs.run(repo, dag, "-n", str(workers), "run")
+                    _checked_done(timing, len(dag.deps))
+                    calls = read_timeline(timeline)
+                    record["runs"].append(
+                        {
+                            **timing.as_json(),
+                            "agent_start_order": [f"{c.wp}:{c.role}" for c in calls],
+                            "handoffs": handoffs(calls, dag.deps, timing),
+                            "handoff_samples": handoff_samples(calls, dag.deps),  # the suite-wide medians use these
+                        }
+                    )
+                runs.discard(repo)
     for record in results.values():
         record["wall"] = median([r["wall"] for r in record["runs"]])
         record["ratio"] = record["wall"] / record["lower_bound"]
+        record["bare_wall"] = median([r["wall"] for r in record["bare_runs"]])
+        record["bare_ratio"] = record["bare_wall"] / record["lower_bound"]
         record["handoffs"] = {  # hand-offs: the median of every run's samples together, not of their medians
             key: median([x for r in record["runs"] for x in r["handoff_samples"][key]])
             for key in ("review", "dependency")
@@ -286,6 +319,16 @@ def simulated(settings: Settings) -> list[dict[str, Any]]:
                     )
         settings.progress(f"simulated {n}-WP features")
     return rows
+
+
+def _bare_run(runs: Runs, repo: Path, dag: Dag, workers: int) -> dict[str, Any]:
+    """Run the bare orchestrator over *dag* in *repo*; its timing, checked to have run every agent call."""
+    timing, timeline = runs.bare(repo, dag, workers)
+    calls = read_timeline(timeline)
+    if len(calls) != 2 * len(dag.deps):
+        made = f"{len(calls)} of {2 * len(dag.deps)}"
+        raise BenchError(f"the bare orchestrator made {made} agent calls:\n{timing.output}")
+    return {"wall": timing.wall, "cpu": timing.cpu, "agent_start_order": [f"{c.wp}:{c.role}" for c in calls]}
 
 
 # ---- overhead ----------------------------------------------------------------------------------------------
