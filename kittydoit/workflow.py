@@ -151,6 +151,7 @@ def _implement(phase: _Phase) -> dict[str, Any]:
         phase.record.update(status="implemented", phase=None, implementer=done.get("agent"))
         return done
     phase.record.start("preparing worktree")
+    ctx.runner.prepare()  # a worker's first agent: its supervisor forked while git makes the worktree
     if ctx.feature.format == "3.x":  # spec-kitty's claim takes a second or more: show it at once
         phase.record.flush()
     claimed = lanes.claim(wp.id, ctx.config.candidates("implementation"), ctx.git)

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import make_repo
+
 from kittydoit.process import ProcessRunner, process_start_time, stop_recorded
 
 
@@ -229,6 +231,41 @@ def run_spare_script(tmp_path: Path, between: str = "") -> list[int]:
     result = python_c(tmp_path, SPARE_RUN.format(between=between), start_new_session=True)
     assert result.returncode == 0, result.stderr
     return [int(word) for word in result.stdout.split()]
+
+
+FIRST_IMPLEMENT = """
+import os, sys
+from kittydoit import process
+from kittydoit.git import Git
+at_worktree, used = [], []
+make = Git.prepare_worktree
+def prepare_worktree(self, *args, **kwargs):
+    ready = process._SPARE.get(os.getpid())
+    at_worktree.append(ready.pid if ready else None)
+    return make(self, *args, **kwargs)
+Git.prepare_worktree = prepare_worktree
+take = process.spare
+def spare():
+    ready = take()
+    used.append(ready.pid)
+    return ready
+process.spare = spare
+from kittydoit.cli import main
+code = main(["-n", "0", "run", "implement"])
+print(code, at_worktree[0], used[0], flush=True)
+"""
+
+
+def test_an_implement_forks_its_first_agents_supervisor_before_making_the_worktree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"WP01": []})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", FIRST_IMPLEMENT], cwd=repo.root, env=env, capture_output=True,
+                            text=True, timeout=60, start_new_session=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code, at_worktree, used = result.stdout.split()[-3:]
+    assert code == "0", result.stdout
+    assert at_worktree != "None"  # the spare was there when git began the worktree
+    assert used == at_worktree  # and the first agent started under it
 
 
 def test_the_next_agent_starts_under_the_spare_supervisor_forked_while_the_last_one_ran(tmp_path: Path) -> None:
