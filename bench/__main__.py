@@ -1,4 +1,4 @@
-"""Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about 40 minutes).
+"""Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about 45 minutes).
 
 Writes ``bench/results/latest.md`` (the report) and ``bench/results/latest.json`` (every run's timings, the
 seeds and DAGs, the machine); ``--only 3x`` alone writes ``3x.md`` and ``3x.json`` instead. Scratch
@@ -6,7 +6,8 @@ repositories go to a temporary folder outside any git repository (spec-kitty com
 otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 and spec-kitty-orchestrator 0.1.2 are
 installed once into ``~/.cache/kittydoit-bench/`` (``--cache``), spec-kitty-cli 3.2.7 into
 ``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``). The floors the targets are held to
-(process starts, bare git) are measured whenever the quality, overhead or scale suite runs.
+(process starts, bare git) are measured whenever the quality, overhead or scale suite runs; the quality suite
+also runs the bare orchestrator (``bench/bare.py``) beside kittydoit, the makespan's measured floor.
 """
 
 from __future__ import annotations

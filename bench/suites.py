@@ -3,7 +3,8 @@
 Each suite takes the :class:`Settings` of the run and returns plain data (lists of dicts) for the JSON file
 and the report. Every measured run works on a fresh copy of a prepared repository, so runs never see each
 other's worktrees, lanes or doit database. Repeated runs of different cases are interleaved (case A, case B,
-case A, ...) so that a change in machine load hits every case alike.
+case A, ...) so that a change in machine load hits every case alike; so are kittydoit and the bare orchestrator
+(``bench/bare.py``) on each quality case, which one first alternating.
 """
 
 from __future__ import annotations
