@@ -42,17 +42,18 @@ def main(argv: list[str]) -> int:
     ready = [(key(wp, "implement"), wp, "implement") for wp, before in deps.items() if not before]
     heapq.heapify(ready)
     waiting = {wp: len(before) for wp, before in deps.items()}
-    left = [2 * len(deps)]
+    left = 2 * len(deps)  # agent calls not yet done
     failed: list[str] = []
     turn = threading.Condition()
     git_lock = threading.Lock()
 
     def work() -> None:
+        nonlocal left
         while True:
             with turn:
-                while not ready and left[0] > 0 and not failed:
+                while not ready and left > 0 and not failed:
                     turn.wait()
-                if left[0] <= 0 or failed:
+                if left <= 0 or failed:
                     return
                 _, wp, phase = heapq.heappop(ready)
             folder = f"{prefix}-{wp}"
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
                     turn.notify_all()
                 return
             with turn:
-                left[0] -= 1
+                left -= 1
                 if phase == "implement":
                     heapq.heappush(ready, (key(wp, "review"), wp, "review"))
                 else:

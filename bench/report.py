@@ -227,10 +227,7 @@ def _bare_floors(quality: list[dict[str, Any]], computed_mean: str, computed_wor
         return computed_mean, computed_worst
     bare_mean = _mean([r["bare_ratio"] for r in quality])
     bare_worst = max(quality, key=lambda r: r["bare_ratio"])
-    bare_per_n = ", ".join(
-        f"-n {n}: {_pct(_mean([r['bare_ratio'] for r in quality if r['workers'] == n]))}"
-        for n in sorted({r["workers"] for r in quality})
-    )
+    bare_per_n = _per_n(quality, "bare_ratio")
     mean = (
         f"measured: {_pct(bare_mean)} on average ({bare_per_n}) for a bare orchestrator run beside "
         f"kittydoit on the same cases (the same agents in the same order, nothing else; see Schedule "
@@ -241,6 +238,14 @@ def _bare_floors(quality: list[dict[str, Any]], computed_mean: str, computed_wor
         f"the bare orchestrator{_beyond(bare_worst['bare_ratio'], TARGET_WORST_RATIO)}; {computed_worst}"
     )
     return mean, worst
+
+
+def _per_n(quality: list[dict[str, Any]], key: str) -> str:
+    """Return the mean of each quality case's *key* (a makespan over its bound) per -n, as "-n 1: +x %, ..."."""
+    return ", ".join(
+        f"-n {n}: {_pct(_mean([r[key] for r in quality if r['workers'] == n]))}"
+        for n in sorted({r["workers"] for r in quality})
+    )
 
 
 def _beyond(ratio: float, target: float) -> str:
@@ -266,10 +271,7 @@ def _issue11_rows(data: dict[str, Any]) -> list[str]:
         ratios = [r["ratio"] for r in quality]
         mean, worst = _mean(ratios), max(ratios)
         worst_case = max(quality, key=lambda r: r["ratio"])
-        per_n = ", ".join(
-            f"-n {n}: {_pct(_mean([r['ratio'] for r in quality if r['workers'] == n]))}"
-            for n in sorted({r["workers"] for r in quality})
-        )
+        per_n = _per_n(quality, "ratio")
         spans = [_floor_span(r, floor) / r["lower_bound"] for r in quality] if floor else []
         floor_mean = (
             f"computed: {_pct(_mean(spans))} on average, each agent call longer by what the fake agent does besides "

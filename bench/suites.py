@@ -106,15 +106,7 @@ class Runs:
 
         With *fifo*, kittydoit runs with doit's own first-in-first-out ready queue (kittydoit.dispatch off).
         """
-        durations = repo.parent / f"{repo.name}-durations.json"
-        durations.write_text(json.dumps(dag.durations))
-        timeline = repo.parent / f"{repo.name}-timeline.txt"
-        env = {
-            **os.environ,
-            **GIT_ENV,
-            "KITTYDOIT_BENCH_DURATIONS": str(durations),
-            "KITTYDOIT_BENCH_TIMELINE": str(timeline),
-        }
+        env, timeline = self._agents_env(repo, dag)
         command = [sys.executable, "-m", "kittydoit"]
         if fifo:
             command = [sys.executable, "-c", _FIFO_MAIN]
@@ -123,10 +115,22 @@ class Runs:
 
     def bare(self, repo: Path, dag: Dag, workers: int) -> tuple[Timing, Path]:
         """Run the bare orchestrator (``bench/bare.py``) in *repo* over *dag* on *workers*: the measured floor."""
-        durations = repo.parent / f"{repo.name}-durations.json"
-        durations.write_text(json.dumps(dag.durations))
+        env, timeline = self._agents_env(repo, dag)
         graph = repo.parent / f"{repo.name}-deps.json"
         graph.write_text(json.dumps({"deps": dag.deps}))
+        prefix = repo / ".worktrees" / FEATURE
+        prefix.parent.mkdir(exist_ok=True)
+        agent = json.dumps(agent_command("implement")[:-1])  # bare.py appends each call's role
+        argv = [sys.executable, "-S", str(BARE), str(graph), str(workers), str(prefix), agent]
+        timing = timed(argv, cwd=repo, env=env)
+        return timing, timeline
+
+    @staticmethod
+    def _agents_env(repo: Path, dag: Dag) -> tuple[dict[str, str], Path]:
+        """Return the environment that has the fake agents sleep *dag*'s durations and record their calls, and the
+        timeline file they record them in (both files beside *repo*)."""
+        durations = repo.parent / f"{repo.name}-durations.json"
+        durations.write_text(json.dumps(dag.durations))
         timeline = repo.parent / f"{repo.name}-timeline.txt"
         env = {
             **os.environ,
@@ -134,12 +138,7 @@ class Runs:
             "KITTYDOIT_BENCH_DURATIONS": str(durations),
             "KITTYDOIT_BENCH_TIMELINE": str(timeline),
         }
-        prefix = repo / ".worktrees" / FEATURE
-        prefix.parent.mkdir(exist_ok=True)
-        agent = json.dumps(agent_command("")[:-1])
-        argv = [sys.executable, "-S", str(BARE), str(graph), str(workers), str(prefix), agent]
-        timing = timed(argv, cwd=repo, env=env)
-        return timing, timeline
+        return env, timeline
 
     def discard(self, repo: Path) -> None:
         """Set *repo* and its run's files aside, to be deleted with the whole scratch folder (see :func:`set_aside`)."""
@@ -216,8 +215,8 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
             settings.progress(f"quality {dag.name} -n {workers} (run {rep + 1}/{settings.repeat})")
             # kittydoit and the bare orchestrator one after the other, which first alternating: the machine's
             # speed drifts within minutes
+            record = results[(dag.name, workers)]
             for bare in (False, True) if rep % 2 == 0 else (True, False):
-                record = results[(dag.name, workers)]
                 repo = runs.copy(runs.template(dag, "quality"))
                 if bare:
                     record["bare_runs"].append(_bare_run(runs, repo, dag, workers))
