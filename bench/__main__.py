@@ -1,4 +1,4 @@
-"""Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about 45 minutes).
+"""Benchmark kittydoit: ``python -m bench`` (quick, minutes) or ``python -m bench --full`` (about 50 minutes).
 
 Writes ``bench/results/latest.md`` (the report) and ``bench/results/latest.json`` (every run's timings, the
 seeds and DAGs, the machine); ``--only 3x`` alone writes ``3x.md`` and ``3x.json`` instead. Scratch
@@ -79,7 +79,7 @@ def _as_installed() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="the full benchmark (about 40 minutes on 2 cores)")
+    parser.add_argument("--full", action="store_true", help="the full benchmark (about 50 minutes on 2 cores)")
     parser.add_argument("--only", choices=SUITES, action="append", help="run only this suite (repeatable)")
     parser.add_argument("--repeat", type=int, help="runs per case (default: 1 quick, 3 full)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where latest.md/json go")

@@ -3,8 +3,8 @@
 Each suite takes the :class:`Settings` of the run and returns plain data (lists of dicts) for the JSON file
 and the report. Every measured run works on a fresh copy of a prepared repository, so runs never see each
 other's worktrees, lanes or doit database. Repeated runs of different cases are interleaved (case A, case B,
-case A, ...) so that a change in machine load hits every case alike; so are kittydoit and the bare orchestrator
-(``bench/bare.py``) on each quality case, which one first alternating.
+case A, ...) so that a change in machine load hits every case alike; so are kittydoit and the bare orchestrators
+(``bench/bare.py``, ``bench/bare_doit.py``) on each quality case, in an order reversed every other time.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ _FIFO_MAIN = (
 
 
 BARE = Path(__file__).with_name("bare.py")
+BARE_DOIT = Path(__file__).with_name("bare_doit.py")
+_ORCHESTRATORS = ("kittydoit", "bare", "bare_doit")  # run on every quality case (see Runs.bare)
 
 
 class Runs:
@@ -113,15 +115,17 @@ class Runs:
         timing = timed([*command, *args], cwd=repo, env=env, check=check)
         return timing, timeline
 
-    def bare(self, repo: Path, dag: Dag, workers: int) -> tuple[Timing, Path]:
-        """Run the bare orchestrator (``bench/bare.py``) in *repo* over *dag* on *workers*: the measured floor."""
+    def bare(self, repo: Path, dag: Dag, workers: int, *, doit: bool = False) -> tuple[Timing, Path]:
+        """Run the bare orchestrator (``bench/bare.py``; with *doit*, ``bench/bare_doit.py``, the same on doit) in
+        *repo* over *dag* on *workers*: the measured floors."""
         env, timeline = self._agents_env(repo, dag)
         graph = repo.parent / f"{repo.name}-deps.json"
         graph.write_text(json.dumps({"deps": dag.deps}))
         prefix = repo / ".worktrees" / FEATURE
         prefix.parent.mkdir(exist_ok=True)
         agent = json.dumps(agent_command("implement")[:-1])  # bare.py appends each call's role
-        argv = [sys.executable, "-S", str(BARE), str(graph), str(workers), str(prefix), agent]
+        program = [str(BARE_DOIT)] if doit else ["-S", str(BARE)]  # bare_doit.py needs site-packages for doit
+        argv = [sys.executable, *program, str(graph), str(workers), str(prefix), agent]
         timing = timed(argv, cwd=repo, env=env)
         return timing, timeline
 
@@ -209,17 +213,18 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
             "dag_json": dag.as_json(),
             "runs": [],
             "bare_runs": [],
+            "bare_doit_runs": [],
         }
     for rep in range(settings.repeat):
         for dag, workers in cases:
             settings.progress(f"quality {dag.name} -n {workers} (run {rep + 1}/{settings.repeat})")
-            # kittydoit and the bare orchestrator one after the other, which first alternating: the machine's
-            # speed drifts within minutes
+            # kittydoit and the bare orchestrators one after the other, the order reversed every other time: the
+            # machine's speed drifts within minutes
             record = results[(dag.name, workers)]
-            for bare in (False, True) if rep % 2 == 0 else (True, False):
+            for kind in _ORCHESTRATORS if rep % 2 == 0 else _ORCHESTRATORS[::-1]:
                 repo = runs.copy(runs.template(dag, "quality"))
-                if bare:
-                    record["bare_runs"].append(_bare_run(runs, repo, dag, workers))
+                if kind != "kittydoit":
+                    record[f"{kind}_runs"].append(_bare_run(runs, repo, dag, workers, doit=kind == "bare_doit"))
                 else:
                     timing, timeline = runs.run(repo, dag, "-n", str(workers), "run")
                     _checked_done(timing, len(dag.deps))
@@ -236,8 +241,9 @@ def quality(settings: Settings) -> list[dict[str, Any]]:
     for record in results.values():
         record["wall"] = median([r["wall"] for r in record["runs"]])
         record["ratio"] = record["wall"] / record["lower_bound"]
-        record["bare_wall"] = median([r["wall"] for r in record["bare_runs"]])
-        record["bare_ratio"] = record["bare_wall"] / record["lower_bound"]
+        for kind in _ORCHESTRATORS[1:]:
+            record[f"{kind}_wall"] = median([r["wall"] for r in record[f"{kind}_runs"]])
+            record[f"{kind}_ratio"] = record[f"{kind}_wall"] / record["lower_bound"]
         record["handoffs"] = {  # hand-offs: the median of every run's samples together, not of their medians
             key: median([x for r in record["runs"] for x in r["handoff_samples"][key]])
             for key in ("review", "dependency")
@@ -321,13 +327,14 @@ def simulated(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _bare_run(runs: Runs, repo: Path, dag: Dag, workers: int) -> dict[str, Any]:
-    """Run the bare orchestrator over *dag* in *repo*; its timing, checked to have run every agent call."""
-    timing, timeline = runs.bare(repo, dag, workers)
+def _bare_run(runs: Runs, repo: Path, dag: Dag, workers: int, *, doit: bool = False) -> dict[str, Any]:
+    """Run a bare orchestrator over *dag* in *repo*; its timing, checked to have run every agent call."""
+    timing, timeline = runs.bare(repo, dag, workers, doit=doit)
     calls = read_timeline(timeline)
     if len(calls) != 2 * len(dag.deps):
         made = f"{len(calls)} of {2 * len(dag.deps)}"
-        raise BenchError(f"the bare orchestrator made {made} agent calls:\n{timing.output}")
+        name = "on doit " if doit else ""
+        raise BenchError(f"the bare orchestrator {name}made {made} agent calls:\n{timing.output}")
     return {"wall": timing.wall, "cpu": timing.cpu, "agent_start_order": [f"{c.wp}:{c.role}" for c in calls]}
 
 

@@ -324,7 +324,7 @@ def test_the_makespan_floor_is_the_bound_with_every_call_made_longer_by_its_star
                                                             "call longer by what the fake agent does besides "
                                                             "sleeping (see Floors)"]  # fmt: skip
     assert _target_row(text, "... and within 10 %")[2:] == ["missed", "computed: +6.3 % (see Floors)"]
-    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | - | +6.3 % |" in text  # no bare runs; the floor column
+    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | - | - | +6.3 % |" in text  # no bare runs; the floor column
     per_wp = _target_row(text, "kittydoit's own cost per WP")
     assert per_wp[2:] == ["missed", "23 ms: a worktree and two supervisor starts (see Floors)"]
     flat = _target_row(text, "... and flat")
@@ -339,7 +339,7 @@ def test_the_makespan_floor_counts_whole_agent_calls_when_the_floors_measured_th
     text = report.render(data)
     # three waves of implement + review, each longer by i + e (0.067) and r + e + b (0.049), plus the launch floor
     # less its first call's start (0.277 - 0.018): 6 + 3 * 0.116 + 0.259 = 6.607 s, +10.1 % over the bound
-    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | - | +10.1 % |" in text
+    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | - | - | +10.1 % |" in text
     assert "| i | fake agent: a whole implement call that sleeps no time" in text
 
 
@@ -353,7 +353,24 @@ def test_the_bare_orchestrators_makespan_is_the_measured_floor_and_says_when_the
     assert ": it misses the target too, which is beyond this machine with these agents; computed: +6.3 %" in mean[3]
     worst = _target_row(text, "... and within 10 %")
     assert worst[3].startswith("measured: +10.0 % (diamond -n 2) for the bare orchestrator; computed: +6.3 %")
-    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | +10.0 % | +6.3 % |" in text
+    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | +10.0 % | - | +6.3 % |" in text
+
+
+def test_the_bare_orchestrator_on_doit_is_the_engines_floor_and_says_when_the_target_is_beyond_doit() -> None:
+    data = _issue11_data(review=[[0.2]], per_wp=(0.2, 0.5), list_first=0.5)
+    data["quality"][0].update(wall=7.2, ratio=1.2, bare_runs=[{"wall": 6.18}], bare_wall=6.18, bare_ratio=1.03,
+                              bare_doit_runs=[{"wall": 6.9}], bare_doit_wall=6.9, bare_doit_ratio=1.15)  # fmt: skip
+    text = report.render(data)
+    mean = _target_row(text, "makespan within 5 %")
+    assert mean[2] == "missed"
+    assert mean[3].startswith("measured: +3.0 % on average (-n 2: +3.0 %) for a bare orchestrator run beside")
+    assert ("see Schedule quality); +15.0 % (-n 2: +15.0 %) for the same on doit, kittydoit's engine: it misses the "
+            "target too, which is beyond any tool on doit on this machine; computed: +6.3 %") in mean[3]  # fmt: skip
+    worst = _target_row(text, "... and within 10 %")
+    assert worst[3] == ("measured: +3.0 % (diamond -n 2) for the bare orchestrator; +15.0 % (diamond -n 2) for the "
+                        "same on doit: it misses the target too, which is beyond any tool on doit on this machine; "
+                        "computed: +6.3 % (see Floors)")  # fmt: skip
+    assert "| diamond | 4 | 2 | 6.0 | 7.2 | +20.0 % | +3.0 % | +15.0 % | +6.3 % |" in text
 
 
 def test_the_flatness_floor_is_the_growth_of_a_worktree_checkout_when_it_was_measured() -> None:
@@ -377,12 +394,13 @@ def test_the_flatness_floor_is_the_growth_of_a_worktree_checkout_when_it_was_mea
     assert flat[3].endswith("500/10 is 0.95x (the checkout's growth accounts for all of it); see Overhead")
 
 
-def test_the_bare_orchestrator_runs_every_call_after_its_dependencies_on_at_most_n_workers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("doit", [False, True], ids=["bare", "bare-doit"])
+def test_the_bare_orchestrator_runs_every_call_after_its_dependencies_on_at_most_n_workers(tmp_path, doit) -> None:  # type: ignore[no-untyped-def]
     deps = {"WP01": (), "WP02": ("WP01",), "WP03": ("WP01",), "WP04": ("WP02", "WP03"), "WP05": ()}
     dag = Dag("bare", 0, deps, {wp: (0.05, 0.02) for wp in deps})
     runs = Runs(tmp_path)
     repo = runs.copy(make_kittydoit_repo(tmp_path / "template", dag))
-    timing, timeline = runs.bare(repo, dag, 2)
+    timing, timeline = runs.bare(repo, dag, 2, doit=doit)
     assert timing.returncode == 0
     calls = read_timeline(timeline)
     assert sorted((c.wp, c.role) for c in calls) == sorted((wp, r) for wp in deps for r in ("implement", "review"))
@@ -400,13 +418,15 @@ def test_the_bare_orchestrator_runs_every_call_after_its_dependencies_on_at_most
         assert log.stdout.strip() == f"{wp}: bench change"
 
 
-def test_the_bare_orchestrator_stops_and_names_the_wp_when_an_agent_fails(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("doit", "names"), [(False, "bare: WP01 implement"), (True, "implement-WP01")],
+                         ids=["bare", "bare-doit"])  # fmt: skip
+def test_the_bare_orchestrator_stops_and_names_the_wp_when_an_agent_fails(tmp_path, doit, names) -> None:  # type: ignore[no-untyped-def]
     dag = Dag("bare", 0, {"WP01": (), "WP02": ("WP01",)}, {"WP01": (0.0, 0.0), "WP02": (0.0, 0.0)})
     runs = Runs(tmp_path)
     repo = runs.copy(make_kittydoit_repo(tmp_path / "template", dag))
     (repo / ".worktrees").mkdir()
     (repo / ".worktrees" / "001-bench-WP01").write_text("in the way of the worktree")
     with pytest.raises(BenchError) as failed:
-        runs.bare(repo, dag, 1)
-    assert "bare: WP01 implement" in str(failed.value)
+        runs.bare(repo, dag, 1, doit=doit)
+    assert names in str(failed.value)
     assert read_timeline(repo.parent / f"{repo.name}-timeline.txt") == []  # WP02 never started
