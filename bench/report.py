@@ -263,7 +263,10 @@ def _beyond(ratio: float, target: float, *, doit: bool = False) -> str:
     if ratio <= target:
         return ""
     if doit:
-        return ": it misses the target too, which is beyond any tool on doit on this machine"
+        return (
+            ": it misses the target too: doit's own cost, with nothing else done, is more than the target leaves on "
+            "this machine"
+        )
     return ": it misses the target too, which is beyond this machine with these agents"
 
 
