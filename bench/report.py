@@ -443,7 +443,7 @@ def _quality(rows: list[dict[str, Any]], floor: dict[str, float]) -> str:
         "(best of chain, id, random) and *best* (also critical-path and longest-task-first, which need the "
         "durations) are list schedules at zero overhead. *overhead on the makespan* = real - sim. "
         "*floor*: the makespan computed from the measured floors (see Floors). *bare*: the median makespan of "
-        "`bench/bare.py`, a bare orchestrator run beside kittydoit, which first alternating: the same agents in the "
+        "`bench/bare.py`, a bare orchestrator run beside kittydoit: the same agents in the "
         "same order (longest chain first), a thread per worker, one `git worktree add` per WP and one `git status` "
         "after each implement, and nothing else (no doit, lanes, records, prompts or logs). *bare doit*: "
         "`bench/bare_doit.py`, the same work on doit as kittydoit runs it (`doit -n N run` over an implement and a "
