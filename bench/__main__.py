@@ -7,7 +7,8 @@ otherwise), removed at the end unless ``--keep``; spec-kitty 0.16.2 and spec-kit
 installed once into ``~/.cache/kittydoit-bench/`` (``--cache``), spec-kitty-cli 3.2.7 into
 ``~/.cache/kittydoit-spec-kitty/`` as for the tests (``bench/mission.py``). The floors the targets are held to
 (process starts, bare git) are measured whenever the quality, overhead or scale suite runs; the quality suite
-also runs the bare orchestrator (``bench/bare.py``) beside kittydoit, the makespan's measured floor.
+also runs the bare orchestrators beside kittydoit (``bench/bare.py``, and ``bench/bare_doit.py``, the same on
+doit), the makespan's measured floors.
 """
 
 from __future__ import annotations

@@ -31,13 +31,7 @@ from collections.abc import Callable
 
 
 def main(argv: list[str]) -> int:
-    with open(argv[1]) as handle:
-        deps = {wp: tuple(before) for wp, before in json.load(handle)["deps"].items()}
-    workers, prefix, agent = int(argv[2]), argv[3], json.loads(argv[4])
-    after: dict[str, list[str]] = {wp: [] for wp in deps}
-    for wp, before in deps.items():
-        for dep in before:
-            after[dep].append(wp)
+    deps, after, workers, prefix, agent = read_arguments(argv)
     key = _priority(deps, after)
     ready = [(key(wp, "implement"), wp, "implement") for wp, before in deps.items() if not before]
     heapq.heapify(ready)
@@ -92,6 +86,17 @@ def main(argv: list[str]) -> int:
         print(f"bare: {failed[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def read_arguments(argv: list[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, list[str]], int, str, list[str]]:
+    """Return the command line's graph (each WP's dependencies and its dependants), workers, prefix and agent argv."""
+    with open(argv[1]) as handle:
+        deps = {wp: tuple(before) for wp, before in json.load(handle)["deps"].items()}
+    after: dict[str, list[str]] = {wp: [] for wp in deps}
+    for wp, before in deps.items():
+        for dep in before:
+            after[dep].append(wp)
+    return deps, after, int(argv[2]), argv[3], json.loads(argv[4])
 
 
 def _priority(deps: dict[str, tuple[str, ...]], after: dict[str, list[str]]) -> Callable[[str, str], tuple[int, ...]]:

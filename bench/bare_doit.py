@@ -18,7 +18,6 @@ kittydoit and the bare orchestrator on every quality case (see ``bench.suites.qu
 
 import fcntl
 import heapq
-import json
 import os
 import subprocess
 import sys
@@ -29,17 +28,11 @@ from doit.control import TaskControl, TaskDispatcher
 from doit.doit_cmd import DoitMain
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bare import _git, _priority  # the same order and git call as the bare orchestrator
+from bare import _git, _priority, read_arguments  # the bare orchestrator's arguments, order and git call
 
 
 def main(argv: list[str]) -> int:
-    with open(argv[1]) as handle:
-        deps = {wp: tuple(before) for wp, before in json.load(handle)["deps"].items()}
-    workers, prefix, agent = int(argv[2]), argv[3], json.loads(argv[4])
-    after: dict[str, list[str]] = {wp: [] for wp in deps}
-    for wp, before in deps.items():
-        for dep in before:
-            after[dep].append(wp)
+    deps, after, workers, prefix, agent = read_arguments(argv)
     key = _priority(deps, after)
     lock = f"{prefix}.lock"
 
